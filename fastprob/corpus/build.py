@@ -1,0 +1,341 @@
+"""Records (author, timestamp, text) -> :class:`Corpus`.
+
+The pipeline: validate each record (bad ones are skipped and counted, or raise with
+``errors="raise"``), tokenize in chunks with the compiled hashing tokenizer (ids grow in
+first-seen order, no per-token Python work), count chunk by chunk into CSR, optionally
+lemmatize by a vocabulary map, prune the vocabulary (min_df / max_df / max_features),
+drop short documents and bin timestamps into time steps.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import warnings
+from importlib import resources
+
+import numpy as np
+
+from .. import _dispatch
+from .corpus import Corpus, CorpusError
+
+_EPOCH = _dt.datetime(1970, 1, 1)
+
+
+def english_stopwords() -> list[str]:
+    """The stop-word list shipped with fastprob (``fastprob/corpus/stopwords_en.txt``)."""
+    text = resources.files("fastprob.corpus").joinpath("stopwords_en.txt").read_text("utf-8")
+    return [w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#")]
+
+
+def to_timestamp(value) -> float:
+    """A number, a date/datetime or an ISO date string -> float (dates: days since 1970-01-01).
+
+    Returns NaN for a missing or unparseable value (the caller decides what to do).
+    """
+    if value is None:
+        return math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
+        return (value - _EPOCH).total_seconds() / 86400.0
+    if isinstance(value, _dt.date):
+        return float((value - _EPOCH.date()).days)
+    if isinstance(value, str):
+        s = value.strip()
+        try:
+            return float(s)
+        except ValueError:
+            pass
+        try:
+            return to_timestamp(_dt.datetime.fromisoformat(s))
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def _records(records):
+    for r in records:
+        if isinstance(r, dict):
+            yield r.get("author"), r.get("timestamp"), r.get("text")
+        else:
+            try:
+                a, t, x = r
+            except (TypeError, ValueError):
+                yield None, None, _BadRecord(r)
+                continue
+            yield a, t, x
+
+
+class _BadRecord:
+    def __init__(self, r):
+        self.r = r
+
+
+def _tokenizer(min_len, stopwords):
+    cls = _dispatch.resolve("tokenizer")
+    return cls(min_len=min_len, stopwords=stopwords)
+
+
+class _UserTokenizer:
+    """Wraps a user's ``text -> list[str]`` callable into the encode_many interface."""
+
+    def __init__(self, fn, stopwords):
+        self.fn, self._stop, self._ids, self.words = fn, set(stopwords), {}, []
+
+    def encode_many(self, texts, grow=True):
+        out, lens = [], [0]
+        ids, words = self._ids, self.words
+        for text in texts:
+            for t in self.fn(text):
+                if t in self._stop:
+                    continue
+                i = ids.get(t)
+                if i is None:
+                    if not grow:
+                        out.append(-1)
+                        continue
+                    i = ids[t] = len(words)
+                    words.append(t)
+                out.append(i)
+            lens.append(len(out))
+        return np.asarray(out, dtype=np.int32), np.asarray(lens, dtype=np.int64)
+
+
+def _prune(df, tf, vocab, n_docs, min_df, max_df, max_features):
+    """Old id -> new id (-1 dropped); new ids by decreasing frequency, ties by word."""
+    lo = min_df if isinstance(min_df, (int, np.integer)) else math.ceil(min_df * n_docs)
+    hi = max_df if isinstance(max_df, (int, np.integer)) else math.floor(max_df * n_docs)
+    keep = np.flatnonzero((df >= lo) & (df <= hi))
+    words = np.asarray(vocab, dtype=object)
+    # sort by (-tf, word): lexsort's last key is primary
+    order = keep[np.lexsort((words[keep], -tf[keep]))] if keep.size else keep
+    if max_features is not None:
+        order = order[:max_features]
+    mapping = np.full(len(vocab), -1, dtype=np.int32)
+    mapping[order] = np.arange(order.shape[0], dtype=np.int32)
+    return mapping, [vocab[i] for i in order]
+
+
+def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=None,
+                 lemmatizer=None, min_df=1, max_df=1.0, max_features=None, min_words: int = 10,
+                 time_mode: str = "absolute", time_width: float = 1.0, like: Corpus | None = None,
+                 errors: str = "skip", chunk_docs: int = 20000, verbose: bool = True) -> Corpus:
+    """Build a :class:`Corpus` from an iterable of ``(author, timestamp, text)`` records.
+
+    Parameters
+    ----------
+    records : iterable of tuples or dicts with keys author / timestamp / text
+        ``timestamp`` is a number, a ``date``/``datetime`` or an ISO string (dates become
+        days since 1970-01-01).  ``text`` is ``str`` or UTF-8 ``bytes``.
+    min_len : int
+        Shortest token kept (code points).
+    stopwords : "english", None or iterable of str
+    tokenizer : callable ``str -> list[str]``, optional
+        Replaces the built-in letters-only tokenizer (slower: Python per token).
+    lemmatizer : callable ``str -> str``, optional
+        Applied once per vocabulary word; words with the same lemma are merged.
+    min_df, max_df : int (documents) or float (fraction of documents)
+    max_features : int, optional
+        Keep the most frequent words only (the thesis used 10,000).
+    min_words : int
+        Drop documents with fewer tokens after pruning (the thesis dropped < 10).
+    time_mode : "absolute" | "relative"
+        Absolute: step = floor((timestamp - first timestamp) / time_width).  Relative:
+        time since the author's first document, as the thesis does.
+    time_width : float
+        Bin width in timestamp units (days for dates: 7 = weeks).
+    like : Corpus, optional
+        Build a corpus compatible with this one (a test set): its vocabulary (unseen words
+        dropped and counted), its authors (documents by unseen authors skipped and counted)
+        and its time steps (documents outside them skipped and counted).
+    errors : "skip" | "raise"
+        Skip-and-count bad records (empty text, undecodable bytes, NaN/missing timestamp,
+        missing author), or raise on the first.
+    """
+    if errors not in ("skip", "raise"):
+        raise ValueError(f"errors must be 'skip' or 'raise', got {errors!r}")
+    if time_mode not in ("absolute", "relative"):
+        raise ValueError(f"time_mode must be 'absolute' or 'relative', got {time_mode!r}")
+    if not (time_width > 0 and math.isfinite(time_width)):
+        raise ValueError(f"time_width must be a positive number, got {time_width}")
+    if min_words < 0:
+        raise ValueError("min_words must be >= 0")
+    if like is not None:
+        time_mode, time_width = like.time_mode, like.time_width
+    stop = english_stopwords() if stopwords == "english" else list(stopwords or ())
+    if tokenizer is not None:
+        tok = _UserTokenizer(tokenizer, stop)
+    else:
+        tok = _tokenizer(min_len, stop)
+    count = _dispatch.resolve("count_tokens")
+    remap = _dispatch.resolve("remap_csr")
+    skipped = {"empty_text": 0, "undecodable": 0, "bad_timestamp": 0, "missing_author": 0,
+               "malformed_record": 0, "unseen_author": 0, "unseen_time_step": 0}
+    author_ids: dict = {} if like is None else {a: i for i, a in enumerate(like.author_names)}
+    author_names: list = [] if like is None else list(like.author_names)
+    parts, authors, stamps = [], [], []
+    texts: list[str] = []
+
+    def flush():
+        if not texts:
+            return
+        t, ptr = tok.encode_many(texts, grow=True)
+        parts.append(count(t, ptr, len(tok.words)))
+        texts.clear()
+
+    def bad(kind, msg):
+        if errors == "raise":
+            raise CorpusError(msg)
+        skipped[kind] += 1
+
+    ts_cache: dict = {}  # records of one source often share a timestamp (a speech's paragraphs)
+    for i, (a, ts, text) in enumerate(_records(records)):
+        if type(text) is not str:
+            if isinstance(text, _BadRecord):
+                bad("malformed_record", f"record {i} is not (author, timestamp, text): {text.r!r:.80}")
+                continue
+            if isinstance(text, (bytes, bytearray)):
+                try:
+                    text = bytes(text).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    bad("undecodable", f"record {i}: text is not valid UTF-8 ({exc}); decode it first")
+                    continue
+        if not isinstance(text, str) or not text or text.isspace():
+            bad("empty_text", f"record {i}: text is empty or not a string")
+            continue
+        if a is None or (isinstance(a, float) and math.isnan(a)) or (isinstance(a, str) and (not a or a.isspace())):
+            bad("missing_author", f"record {i}: author is missing")
+            continue
+        try:
+            t = ts_cache[ts]
+        except (KeyError, TypeError):
+            t = to_timestamp(ts)
+            if len(ts_cache) < 100000:
+                try:
+                    ts_cache[ts] = t
+                except TypeError:
+                    pass
+        if not math.isfinite(t):
+            bad("bad_timestamp", f"record {i}: timestamp {ts!r} is missing, NaN or unparseable")
+            continue
+        if type(a) is not str:
+            a = str(a)
+        if a not in author_ids:
+            if like is not None:
+                bad("unseen_author", f"record {i}: author {a!r} is not in the training corpus")
+                continue
+            author_ids[a] = len(author_names)
+            author_names.append(a)
+        authors.append(author_ids[a])
+        stamps.append(t)
+        texts.append(text)
+        if len(texts) >= chunk_docs:
+            flush()
+    flush()
+
+    V0 = len(tok.words)
+    if parts:
+        # earlier chunks saw a smaller vocabulary; ids are stable, so concatenation is exact
+        nnzs = [p[1].shape[0] for p in parts]
+        offs = np.concatenate([[0], np.cumsum(nnzs)])
+        indptr = np.concatenate([[0]] + [p[0][1:] + o for p, o in zip(parts, offs[:-1])])
+        indices = np.concatenate([p[1] for p in parts])
+        cnts = np.concatenate([p[2] for p in parts])
+    else:
+        indptr, indices, cnts = np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int32)
+    vocab = list(tok.words)
+    authors_a = np.asarray(authors, dtype=np.int32)
+    stamps_a = np.asarray(stamps, dtype=np.float64)
+    D0 = authors_a.shape[0]
+
+    n_oov = 0
+    lemmas = [lemmatizer(w) for w in vocab] if lemmatizer is not None else vocab
+    if like is None:
+        if lemmatizer is not None:
+            uniq = {}
+            mapping = np.asarray([uniq.setdefault(l, len(uniq)) for l in lemmas], dtype=np.int32)
+            indptr, indices, cnts = remap(indptr, indices, cnts, mapping, len(uniq))
+            vocab = list(uniq)
+        V = len(vocab)
+        df = np.bincount(indices, minlength=V)
+        tf = np.bincount(indices, weights=cnts, minlength=V)
+        mapping, vocab = _prune(df, tf, vocab, D0, min_df, max_df, max_features)
+    else:
+        # map this corpus' words onto the training vocabulary; unseen words are dropped
+        known = {w: i for i, w in enumerate(like.vocab)}
+        mapping = np.asarray([known.get(l, -1) for l in lemmas], dtype=np.int32).reshape(-1)
+        n_oov = int(cnts[mapping[indices] < 0].sum()) if indices.size else 0
+        vocab = list(like.vocab)
+    indptr, indices, cnts = remap(indptr, indices, cnts, mapping, len(vocab))
+    lengths = np.diff(np.concatenate([[0], np.cumsum(cnts, dtype=np.int64)])[indptr])
+    keep = lengths >= max(min_words, 1)
+    n_short = int(D0 - keep.sum())
+
+    # time steps
+    if like is None:
+        if time_mode == "absolute":
+            origin = np.full(D0, stamps_a.min() if D0 else 0.0)
+        else:
+            first = np.full(len(author_names), np.inf)
+            np.minimum.at(first, authors_a, stamps_a)
+            origin = first[authors_a]
+        bins = np.floor((stamps_a - origin) / time_width + 1e-9)
+        kept_bins = np.unique(bins[keep])
+        time_values = kept_bins.astype(np.float64)
+        times = np.searchsorted(kept_bins, bins).astype(np.int32)
+        time_origin = float(stamps_a.min()) if (D0 and time_mode == "absolute") else None
+    else:
+        if time_mode == "absolute":
+            origin = np.full(D0, like.report.get("time_origin", 0.0))
+        else:
+            origin = like.report.get("author_origin")
+            if origin is None:
+                raise CorpusError("the training corpus lacks author time origins; rebuild it")
+            origin = np.asarray(origin)[authors_a]
+        bins = np.floor((stamps_a - origin) / time_width + 1e-9)
+        time_values = like.time_values
+        pos = np.searchsorted(time_values, bins)
+        ok = (pos < time_values.shape[0]) & (time_values[np.minimum(pos, len(time_values) - 1)] == bins)
+        skipped["unseen_time_step"] = int((keep & ~ok).sum())
+        if errors == "raise" and skipped["unseen_time_step"]:
+            raise CorpusError(f"{skipped['unseen_time_step']} documents fall outside the training time steps")
+        keep &= ok
+        times = pos.astype(np.int32)
+        time_origin = like.report.get("time_origin")
+    author_origin = None
+    if time_mode == "relative" and like is None:
+        author_origin = first.tolist()
+    elif like is not None:
+        author_origin = like.report.get("author_origin")
+
+    docs = np.flatnonzero(keep)
+    tmp = Corpus(indptr, indices, cnts, authors_a, np.where(keep, times, 0), stamps_a, vocab,
+                 author_names, time_values, time_mode=time_mode, time_width=time_width)
+    out = tmp.subset(docs)
+    out.report = {
+        "records_skipped": {k: v for k, v in skipped.items() if v},
+        "documents_too_short": n_short,
+        "min_words": min_words,
+        "vocabulary_before_pruning": V0,
+        "vocabulary": len(vocab),
+        "out_of_vocabulary_tokens": n_oov,
+        "documents": out.n_docs,
+        "time_origin": time_origin,
+        "author_origin": author_origin,
+    }
+    dropped = sum(skipped.values()) + n_short
+    if verbose and dropped:
+        warnings.warn(f"corpus builder dropped {dropped} records: {summary(out.report)}", stacklevel=2)
+    return out
+
+
+def summary(report: dict) -> str:
+    """One line on what a builder report says was dropped."""
+    bits = [f"{k}={v}" for k, v in report.get("records_skipped", {}).items()]
+    if report.get("documents_too_short"):
+        bits.append(f"shorter_than_{report.get('min_words')}_words={report['documents_too_short']}")
+    if report.get("out_of_vocabulary_tokens"):
+        bits.append(f"out_of_vocabulary_tokens={report['out_of_vocabulary_tokens']}")
+    return ", ".join(bits) or "nothing dropped"

@@ -1,0 +1,303 @@
+"""fastprob's binary corpus format: a directory of memory-mappable shards.
+
+Layout of ``PATH/``::
+
+    manifest.json        format version, vocabulary, authors, time steps, the shard list
+                         with each shard's size and CRC-32; written last
+    shard-00000.fpc      one shard: a 64-byte header, then six arrays, each 64-byte aligned
+
+Shard header (little-endian): magic ``b"FPSHARD1"``, u32 version, u32 reserved,
+u64 n_docs, u64 nnz, u32 CRC-32 of everything after the header, u32 CRC-32 of the
+header's first 36 bytes, zero padding to 64 bytes.  Arrays in order: indptr int64
+(n_docs + 1, starting at 0), indices int32 (nnz), counts int32 (nnz), authors int32,
+times int32, timestamps float64 (n_docs each).
+
+Every write goes to a temporary name and is renamed into place, so an interrupted save
+never leaves a half-written corpus; a truncated or corrupted shard fails its size or
+CRC check on load instead of being half-read.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import tempfile
+import zlib
+
+import numpy as np
+
+from .corpus import Corpus, CorpusError
+
+MAGIC = b"FPSHARD1"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct("<8sIIQQII")  # 40 bytes, padded to 64
+HEADER_SIZE = 64
+_ALIGN = 64
+_FIELDS = (("indptr", np.int64, 1), ("indices", np.int32, 0), ("counts", np.int32, 0),
+           ("authors", np.int32, 2), ("times", np.int32, 2), ("timestamps", np.float64, 2))
+
+
+class ShardError(CorpusError):
+    """A shard or manifest is missing, truncated, corrupted or of another version."""
+
+
+def _layout(n_docs: int, nnz: int):
+    """Byte offset and length of each array in a shard."""
+    sizes = {0: nnz, 1: n_docs + 1, 2: n_docs}
+    off, out = HEADER_SIZE, []
+    for name, dt, kind in _FIELDS:
+        n = sizes[kind]
+        out.append((name, dt, off, n))
+        off += -(-(n * np.dtype(dt).itemsize) // _ALIGN) * _ALIGN
+    return out, off
+
+
+def _crc_file(f, start: int, end: int, chunk: int = 1 << 24) -> int:
+    f.seek(start)
+    crc, left = 0, end - start
+    while left > 0:
+        buf = f.read(min(chunk, left))
+        if not buf:
+            break
+        crc = zlib.crc32(buf, crc)
+        left -= len(buf)
+    return crc & 0xFFFFFFFF
+
+
+def write_shard(path, indptr, indices, counts, authors, times, timestamps) -> dict:
+    """Write one shard atomically; returns its manifest entry."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    indptr = indptr - indptr[0]
+    n_docs, nnz = indptr.shape[0] - 1, int(indptr[-1])
+    arrays = dict(indptr=indptr, indices=indices, counts=counts, authors=authors, times=times,
+                  timestamps=timestamps)
+    layout, total = _layout(n_docs, nnz)
+    d = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * HEADER_SIZE)
+            crc = 0
+            pos = HEADER_SIZE
+            for name, dt, off, n in layout:
+                if pos < off:
+                    pad = b"\0" * (off - pos)
+                    f.write(pad)
+                    crc = zlib.crc32(pad, crc)
+                    pos = off
+                a = np.ascontiguousarray(arrays[name], dtype=dt)
+                if a.shape != (n,):
+                    raise ShardError(f"shard array {name} has shape {a.shape}, expected ({n},)")
+                b = a.tobytes()
+                f.write(b)
+                crc = zlib.crc32(b, crc)
+                pos += len(b)
+            if pos < total:
+                pad = b"\0" * (total - pos)
+                f.write(pad)
+                crc = zlib.crc32(pad, crc)
+            head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, n_docs, nnz, crc & 0xFFFFFFFF, 0)
+            hcrc = zlib.crc32(head[:36]) & 0xFFFFFFFF
+            head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, n_docs, nnz, crc & 0xFFFFFFFF, hcrc)
+            f.seek(0)
+            f.write(head.ljust(HEADER_SIZE, b"\0"))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return {"file": os.path.basename(path), "n_docs": n_docs, "nnz": nnz, "bytes": total,
+            "crc32": crc & 0xFFFFFFFF}
+
+
+def read_shard(path, mmap: bool = True, verify: bool = True, expect: dict | None = None) -> dict:
+    """Read one shard's arrays (memory-mapped by default) after checking size and CRC."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise ShardError(f"shard {path} is missing") from None
+    with f:
+        head = f.read(HEADER_SIZE)
+        if len(head) < HEADER_SIZE:
+            raise ShardError(f"shard {path} is truncated (no complete header)")
+        magic, version, _, n_docs, nnz, crc, hcrc = _HEADER.unpack(head[:_HEADER.size])
+        if magic != MAGIC:
+            raise ShardError(f"{path} is not a fastprob shard (bad magic {magic!r})")
+        if zlib.crc32(head[:36]) & 0xFFFFFFFF != hcrc:
+            raise ShardError(f"shard {path} has a corrupted header (checksum mismatch)")
+        if version != FORMAT_VERSION:
+            raise ShardError(f"shard {path} has format version {version}; this fastprob reads "
+                             f"version {FORMAT_VERSION}: rebuild the corpus or upgrade fastprob")
+        layout, total = _layout(n_docs, nnz)
+        size = os.fstat(f.fileno()).st_size
+        if size != total:
+            raise ShardError(f"shard {path} is truncated or padded: {size} bytes, expected {total}")
+        if expect is not None and (expect.get("crc32") != crc or expect.get("n_docs") != n_docs):
+            raise ShardError(f"shard {path} does not match the manifest (replaced or stale file)")
+        if verify and _crc_file(f, HEADER_SIZE, total) != crc:
+            raise ShardError(f"shard {path} is corrupted (payload checksum mismatch); "
+                             "restore it from a backup or rebuild the corpus")
+        out = {}
+        for name, dt, off, n in layout:
+            if mmap and n > 0:
+                out[name] = np.memmap(path, dtype=dt, mode="r", offset=off, shape=(n,))
+            else:
+                f.seek(off)
+                out[name] = np.frombuffer(f.read(n * np.dtype(dt).itemsize), dtype=dt).copy()
+    return out
+
+
+def _manifest(c: Corpus, shards: list) -> dict:
+    report = {k: v for k, v in c.report.items()}
+    return {"format": "fastprob-corpus", "version": FORMAT_VERSION, "vocab": list(c.vocab),
+            "author_names": list(c.author_names), "time_values": c.time_values.tolist(),
+            "time_mode": c.time_mode, "time_width": c.time_width, "report": report,
+            "n_docs": c.n_docs, "shards": shards}
+
+
+def save_corpus(c: Corpus, path, shard_docs: int | None = None) -> None:
+    """Save ``c`` to directory ``path`` (replaced atomically if it exists)."""
+    path = os.path.abspath(os.fspath(path))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmpdir = tempfile.mkdtemp(prefix=os.path.basename(path) + ".tmp", dir=parent)
+    try:
+        shard_docs = shard_docs or max(c.n_docs, 1)
+        shards = []
+        for i, s in enumerate(range(0, max(c.n_docs, 1), shard_docs)):
+            e = min(s + shard_docs, c.n_docs)
+            a, b = c.indptr[s], c.indptr[e]
+            shards.append(write_shard(
+                os.path.join(tmpdir, f"shard-{i:05d}.fpc"), c.indptr[s:e + 1], c.indices[a:b],
+                c.counts[a:b], c.authors[s:e], c.times[s:e], c.timestamps[s:e]))
+        man = _manifest(c, shards)
+        with open(os.path.join(tmpdir, "manifest.json"), "w", encoding="utf-8") as f:
+            json.dump(man, f)
+            f.flush()
+            os.fsync(f.fileno())
+        old = None
+        if os.path.exists(path):
+            old = path + ".old"
+            if os.path.exists(old):
+                shutil.rmtree(old)
+            os.replace(path, old)
+        os.replace(tmpdir, path)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+
+
+class ShardSet:
+    """A saved corpus opened for streaming: shards are mapped one at a time.
+
+    Memory held while iterating is one shard's pages plus one batch, whatever the number
+    of shards.
+    """
+
+    def __init__(self, path, verify: bool = True):
+        self.path = os.fspath(path)
+        mpath = os.path.join(self.path, "manifest.json")
+        if not os.path.isdir(self.path):
+            raise ShardError(f"{self.path} is not a saved fastprob corpus (no such directory)")
+        try:
+            with open(mpath, encoding="utf-8") as f:
+                man = json.load(f)
+        except FileNotFoundError:
+            raise ShardError(f"{self.path} has no manifest.json: the save was interrupted or this "
+                             "is not a fastprob corpus") from None
+        except json.JSONDecodeError as exc:
+            raise ShardError(f"{mpath} is corrupted ({exc})") from None
+        if man.get("format") != "fastprob-corpus":
+            raise ShardError(f"{mpath} is not a fastprob corpus manifest")
+        if man.get("version") != FORMAT_VERSION:
+            raise ShardError(f"corpus format version {man.get('version')} is not supported "
+                             f"(this fastprob reads {FORMAT_VERSION})")
+        self.manifest = man
+        self.verify = verify
+        self.vocab = man["vocab"]
+        self.author_names = man["author_names"]
+        self.time_values = np.asarray(man["time_values"], dtype=np.float64)
+        self.n_docs = int(man["n_docs"])
+
+    def __len__(self):
+        return self.n_docs
+
+    @property
+    def n_shards(self) -> int:
+        return len(self.manifest["shards"])
+
+    def shard(self, i: int, mmap: bool = True) -> Corpus:
+        entry = self.manifest["shards"][i]
+        arrs = read_shard(os.path.join(self.path, entry["file"]), mmap=mmap, verify=self.verify,
+                          expect=entry)
+        man = self.manifest
+        return Corpus(**arrs, vocab=self.vocab, author_names=self.author_names,
+                      time_values=self.time_values, time_mode=man["time_mode"],
+                      time_width=man["time_width"], report=dict(man.get("report", {})))
+
+    def iter_shards(self, order=None):
+        for i in (range(self.n_shards) if order is None else order):
+            c = self.shard(i)
+            yield c
+            del c  # unmap before the next shard so resident pages do not pile up
+
+    def iter_batches(self, batch_size: int, shuffle: bool = True, seed=None):
+        """Batches of ``batch_size`` documents in a two-level random order.
+
+        Shards are visited in a random order and documents in a random order within each
+        shard (a uniform global shuffle would need random access to every shard at once);
+        the remainder of a shard is carried into the next batch, so every batch but the
+        last has exactly ``batch_size`` documents.
+        """
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(self.n_shards) if shuffle else range(self.n_shards)
+        carry = None
+        for c in self.iter_shards(order):
+            idx = rng.permutation(c.n_docs) if shuffle else np.arange(c.n_docs)
+            start = 0
+            if carry is not None:
+                need = batch_size - carry.n_docs
+                yield_batch = concat([carry, c.subset(idx[:need])])
+                start = need
+                if yield_batch.n_docs == batch_size:
+                    yield yield_batch
+                    carry = None
+                else:
+                    carry = yield_batch
+                    continue
+            for s in range(start, c.n_docs, batch_size):
+                b = c.subset(idx[s:s + batch_size])
+                if b.n_docs == batch_size:
+                    yield b
+                else:
+                    carry = b
+        if carry is not None and carry.n_docs:
+            yield carry
+
+    def load(self) -> Corpus:
+        parts = [self.shard(i, mmap=(self.n_shards == 1)) for i in range(self.n_shards)]
+        c = parts[0] if len(parts) == 1 else concat(parts)
+        c.report = dict(self.manifest.get("report", {}))
+        return c
+
+
+def concat(parts) -> Corpus:
+    """Concatenate corpora that share vocabulary, authors and time steps."""
+    first = parts[0]
+    for p in parts[1:]:
+        if p.vocab is not first.vocab and p.vocab != first.vocab:
+            raise CorpusError("cannot concatenate corpora with different vocabularies; remap first")
+    nnz = np.cumsum([0] + [p.nnz for p in parts])
+    indptr = np.concatenate([[0]] + [p.indptr[1:] + o for p, o in zip(parts, nnz[:-1])])
+    cat = lambda name: np.concatenate([getattr(p, name) for p in parts])  # noqa: E731
+    return first._with(indptr=indptr, indices=cat("indices"), counts=cat("counts"),
+                       authors=cat("authors"), times=cat("times"), timestamps=cat("timestamps"))
+
+
+def load_corpus(path, mmap: bool = True, verify: bool = True) -> Corpus:
+    return ShardSet(path, verify=verify).load()

@@ -1,0 +1,1 @@
+"""JIT kernel bodies (installed as fastprob.kernels)."""

@@ -1,0 +1,32 @@
+import os
+
+import numpy as np
+import pytest
+
+from fastprob import _config, _dispatch
+
+
+@pytest.fixture(params=["compiled", "purepython"])
+def backend_mode(request, monkeypatch):
+    """Run a test once with the compiled backends and once with FASTPROB_PUREPYTHON=1."""
+    if request.param == "purepython":
+        monkeypatch.setenv("FASTPROB_PUREPYTHON", "1")
+    else:
+        monkeypatch.delenv("FASTPROB_PUREPYTHON", raising=False)
+    _config.reload()
+    yield request.param
+    monkeypatch.undo()
+    _config.reload()
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def compiled_available(op, name):
+    try:
+        _dispatch.resolve(op, name)
+        return True
+    except _dispatch.BackendUnavailable:
+        return False
