@@ -1,0 +1,496 @@
+"""The DAPPER estimator: the dynamic author-persona topic model trained by CVI.
+
+See ``docs``: dapper-model.md (fastprob's specification, with the thesis' errata fixed).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import warnings
+
+import numpy as np
+
+from .. import _config, _dispatch
+from ..corpus import Corpus, ShardSet
+from ..corpus.formats import atomic_write
+from . import mstep
+from .align import align
+
+MODEL_FORMAT = "fastprob-dapper"
+MODEL_VERSION = 1
+
+
+class DAPPER:
+    """Dynamic Author-Persona topic model with conjugate-computation variational inference.
+
+    Parameters
+    ----------
+    n_topics, n_personas : int
+        K topics and P personas.
+    regularization : float
+        RVI strength rho in [0, 1): pushes persona trajectories apart (thesis: 0.1-0.3).
+    process_noise : float
+        Brownian-motion variance of persona trajectories per unit of time.
+    doc_noise : float
+        Variance sigma_d^2 of a document's topic vector around its persona's trajectory.
+    batch_size : int or None
+        None: full-batch coordinate ascent.  int: stochastic mini-batches (DAPPER mode).
+    max_epochs : int
+        Passes over the corpus.
+    tol : float
+        Stop when the relative change of the ELBO between epochs falls below this.
+    local_tol, max_local_iters : float, int
+        Per-document convergence: mean |change of m| below local_tol, or the cap.
+    step_size : float
+        CVI step r of the local update (0 < r <= 1).
+    local_solver : "cvi" or "squarem"
+        "cvi" is the damped CVI update of the specification; "squarem" applies the same
+        (undamped) CVI map with SQUAREM extrapolation: same fixed point, fewer passes.
+    learning_offset, learning_decay : float
+        Mini-batch learning rate r_i = (offset + i) ** -decay (decay in (0.5, 1]).
+    eta, omega : float or None
+        Dirichlet priors of topics (default 1/K) and of author personas (default 1/P).
+    mu0, sigma0 : float
+        Prior mean and variance of the first persona state.
+    time_budget : float or None
+        Stop after this many seconds of training.
+    n_jobs : int or None
+        Threads of the compiled E-step (default: FASTPROB_NUM_THREADS or all cores).
+    backend : "numba", "numpy" or None
+        E-step implementation (None: the fastest available).
+    random_state : int or None
+    progress : bool
+        Show a progress bar.
+
+    Attributes (after fit)
+    ----------------------
+    lambda_ : (K, V) variational Dirichlet parameters of the topics
+    topic_word_ : (K, V) expected topic-word distributions
+    delta_ : (A, P) variational Dirichlet parameters of the authors
+    author_persona_ : (A, P) expected author-persona distributions
+    persona_trajectories_ : (T, P, K) posterior means of the persona states alpha
+    persona_trajectory_var_ : (T, P) their posterior variances (shared by all K coordinates)
+    history_ : list of dicts, one per epoch (elbo, held-out pwll, seconds, ...)
+    """
+
+    def __init__(self, n_topics: int = 25, n_personas: int = 15, regularization: float = 0.2,
+                 process_noise: float = 0.2, doc_noise: float = 1.0, batch_size: int | None = None,
+                 max_epochs: int = 50, tol: float = 1e-4, local_tol: float = 1e-3,
+                 max_local_iters: int = 50, step_size: float = 0.7, learning_offset: float = 10.0,
+                 learning_decay: float = 0.7, eta: float | None = None, omega: float | None = None,
+                 mu0: float = 0.0, sigma0: float = 1.0, time_budget: float | None = None,
+                 n_jobs: int | None = None, backend: str | None = None, random_state=None,
+                 progress: bool = True, init_docs: int = 3, local_solver: str = "cvi"):
+        self.n_topics = n_topics
+        self.n_personas = n_personas
+        self.regularization = regularization
+        self.process_noise = process_noise
+        self.doc_noise = doc_noise
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.tol = tol
+        self.local_tol = local_tol
+        self.max_local_iters = max_local_iters
+        self.step_size = step_size
+        self.learning_offset = learning_offset
+        self.learning_decay = learning_decay
+        self.eta = eta
+        self.omega = omega
+        self.mu0 = mu0
+        self.sigma0 = sigma0
+        self.time_budget = time_budget
+        self.n_jobs = n_jobs
+        self.backend = backend
+        self.random_state = random_state
+        self.progress = progress
+        self.init_docs = init_docs
+        self.local_solver = local_solver
+        self._validate_params()
+
+    # ------------------------------------------------------------------ validation
+    def _validate_params(self):
+        def need(cond, msg):
+            if not cond:
+                raise ValueError(msg)
+
+        need(isinstance(self.n_topics, (int, np.integer)) and self.n_topics >= 1,
+             f"n_topics must be an integer >= 1, got {self.n_topics!r}")
+        need(isinstance(self.n_personas, (int, np.integer)) and self.n_personas >= 1,
+             f"n_personas must be an integer >= 1, got {self.n_personas!r}")
+        need(0.0 <= self.regularization < 1.0,
+             f"regularization must satisfy 0 <= rho < 1, got {self.regularization} "
+             "(rho >= 1 makes the persona problem indefinite; the thesis found 0.1-0.3 best)")
+        for name in ("process_noise", "doc_noise", "sigma0", "local_tol"):
+            v = getattr(self, name)
+            need(v > 0 and math.isfinite(v), f"{name} must be a positive number, got {v}")
+        need(self.tol >= 0, f"tol must be >= 0, got {self.tol}")
+        need(0 < self.step_size <= 1, f"step_size must be in (0, 1], got {self.step_size}")
+        need(self.batch_size is None or (int(self.batch_size) >= 1),
+             f"batch_size must be None (full batch) or >= 1, got {self.batch_size}")
+        need(int(self.max_epochs) >= 1 and int(self.max_local_iters) >= 1,
+             "max_epochs and max_local_iters must be >= 1")
+        need(0.5 < self.learning_decay <= 1.0,
+             f"learning_decay must be in (0.5, 1] for convergence, got {self.learning_decay}")
+        need(self.learning_offset >= 0, "learning_offset must be >= 0")
+        for name in ("eta", "omega"):
+            v = getattr(self, name)
+            need(v is None or v > 0, f"{name} must be positive, got {v}")
+        need(self.backend in (None, "numba", "numpy"), "backend must be 'numba', 'numpy' or None")
+        need(self.local_solver in ("cvi", "squarem"), "local_solver must be 'cvi' or 'squarem'")
+
+    @property
+    def eta_(self):
+        return self.eta if self.eta is not None else 1.0 / self.n_topics
+
+    @property
+    def omega_(self):
+        return self.omega if self.omega is not None else 1.0 / self.n_personas
+
+    # ------------------------------------------------------------------ fitted views
+    @property
+    def topic_word_(self):
+        return self.lambda_ / self.lambda_.sum(axis=1, keepdims=True)
+
+    @property
+    def author_persona_(self):
+        return self.delta_ / self.delta_.sum(axis=1, keepdims=True)
+
+    @property
+    def persona_trajectories_(self):
+        return self.alpha_
+
+    @property
+    def persona_trajectory_var_(self):
+        return self.alpha_var_
+
+    @property
+    def components_(self):  # scikit-learn's name for topic-word parameters
+        return self.lambda_
+
+    def _check_fitted(self):
+        if not hasattr(self, "lambda_"):
+            raise RuntimeError("this DAPPER model is not fitted yet: call fit() or DAPPER.load()")
+
+    # ------------------------------------------------------------------ pieces
+    def _estep_fn(self):
+        return _dispatch.resolve("dapper_estep", self.backend)
+
+    def _threads(self):
+        return self.n_jobs or _config.config.num_threads
+
+    def _elogk(self):
+        return mstep.expect_log_dirichlet(self.delta_)
+
+    def _ebT(self):
+        return np.ascontiguousarray(np.exp(mstep.expect_log_dirichlet(self.lambda_)).T)
+
+    def _run_estep(self, corpus, collect=True, keep_locals=False, warn=True):
+        al = align(self, corpus, warn=warn)
+        D, K, P = corpus.n_docs, self.n_topics, self.n_personas
+        m = np.empty((D if keep_locals else 0, K))
+        v = np.empty_like(m)
+        tau = np.empty((D if keep_locals else 0, P))
+        out = self._estep_fn()(al.indptr, al.indices, al.counts, al.authors, al.times, self._ebT(),
+                               al.elogk, al.alpha, al.alpha_sq, self.doc_noise, self.local_tol,
+                               self.max_local_iters, self.step_size, m, v, tau, collect_beta=collect,
+                               n_threads=self._threads(), solver=self.local_solver)
+        S_betaT, S_kappa, n_tp, M, elbo, iters = out
+        A, T = self.delta_.shape[0], self.alpha_.shape[0]
+        stats = dict(S_beta=S_betaT.T, S_kappa=S_kappa[:A], n_tp=n_tp[:T], M=M[:T], elbo=elbo,
+                     iters=iters)
+        return stats, (m, v, tau), al
+
+    def _global_elbo(self):
+        """Global terms of the objective at the current globals (beta, kappa, alpha, penalty)."""
+        g = mstep.dirichlet_elbo(self.lambda_, self.eta_) + mstep.dirichlet_elbo(self.delta_, self.omega_)
+        g += mstep.alpha_elbo(self.alpha_, self.alpha_var_, self._alpha_cov_off, self._alpha_logdet,
+                              self.time_values_, self.process_noise, self.sigma0, self.mu0)
+        if self.regularization > 0:
+            g -= self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self.doc_noise)
+        return g
+
+    def _alpha_update(self):
+        a, var, info = mstep.alpha_step(self.n_stat_, self.M_stat_, self.time_values_, self.process_noise,
+                                        self.doc_noise, self.mu0, self.sigma0, self.regularization)
+        self.alpha_, self.alpha_var_ = a, var
+        self._alpha_cov_off, self._alpha_logdet = info["cov_off"], info["logdet_post"]
+        self.last_alpha_residual_ = info["residual"]
+        return info
+
+    # ------------------------------------------------------------------ init
+    def _init_globals(self, corpus_like, first_docs, n_docs_t, rng):
+        K, P = self.n_topics, self.n_personas
+        V, A, T = len(corpus_like.vocab), len(corpus_like.author_names), len(corpus_like.time_values)
+        lam = rng.gamma(100.0, 0.01, size=(K, V))
+        # seed each topic with the counts of a few random documents (section 3.5)
+        X = first_docs
+        for k in range(K):
+            for d in rng.integers(0, X.n_docs, size=min(self.init_docs, X.n_docs)):
+                s, e = X.indptr[d], X.indptr[d + 1]
+                lam[k, X.indices[s:e]] += X.counts[s:e]
+        self.lambda_ = lam
+        self.delta_ = self.omega_ + rng.random((A, P))
+        self.time_values_ = np.asarray(corpus_like.time_values, dtype=np.float64)
+        self.alpha_ = rng.normal(0.0, 0.1, size=(T, P, K))
+        self.n_stat_ = np.zeros((T, P))
+        self.M_stat_ = np.zeros((T, P, K))
+        pv = mstep.alpha_prior_var(self.time_values_, self.process_noise, self.sigma0)
+        self.alpha_var_ = np.repeat(pv[:, None], P, axis=1)
+        _, _, info = mstep.alpha_step(self.n_stat_, self.M_stat_, self.time_values_, self.process_noise,
+                                      self.doc_noise, self.mu0, self.sigma0, 0.0)
+        self._alpha_cov_off, self._alpha_logdet = info["cov_off"], info["logdet_post"]
+        self.vocab_ = list(corpus_like.vocab)
+        self.author_names_ = list(corpus_like.author_names)
+        self.n_docs_t_ = np.asarray(n_docs_t, dtype=np.float64)
+        self.n_docs_total_ = float(self.n_docs_t_.sum())
+        self.epoch_ = 0
+        self.n_updates_ = 0
+        self.history_ = []
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, corpus, test: Corpus | None = None, resume: bool = False, checkpoint=None):
+        """Fit on a :class:`Corpus` (full batch or mini-batches) or a :class:`ShardSet` (streamed).
+
+        Parameters
+        ----------
+        corpus : Corpus or ShardSet
+        test : Corpus, optional
+            Held-out documents; their PWLL (document completion) is reported every epoch.
+        resume : bool
+            Continue from ``checkpoint`` if it exists (same settings, same corpus).
+        checkpoint : path, optional
+            Model file written atomically after every epoch.
+        """
+        self._validate_params()
+        streamed = isinstance(corpus, ShardSet)
+        if streamed and self.batch_size is None:
+            raise ValueError("a ShardSet is streamed in mini-batches: set batch_size")
+        if not streamed and not isinstance(corpus, Corpus):
+            raise TypeError(f"fit expects a fastprob Corpus or ShardSet, got {type(corpus).__name__}")
+        if len(corpus) == 0:
+            raise ValueError("cannot fit DAPPER on an empty corpus (0 documents); check the corpus "
+                             "builder's report for what was dropped")
+        if len(corpus.vocab) == 0:
+            raise ValueError("cannot fit DAPPER: the corpus vocabulary is empty")
+        rng = np.random.default_rng(self.random_state)
+        if resume and checkpoint is not None and os.path.exists(checkpoint):
+            self._load_state(checkpoint)
+            if self.vocab_ != list(corpus.vocab) or self.author_names_ != list(corpus.author_names):
+                raise ValueError(f"checkpoint {checkpoint} was trained on a different corpus")
+            rng = np.random.default_rng(self._rng_state_seed())
+        else:
+            if streamed:
+                times = np.concatenate([c.times for c in corpus.iter_shards()])
+                first = corpus.shard(0)
+            else:
+                times, first = corpus.times, corpus
+            self._init_globals(corpus, first, np.bincount(times, minlength=len(corpus.time_values)), rng)
+        t_start = time.perf_counter()
+        spent0 = sum(h["seconds"] for h in self.history_)
+        bar = None
+        if self.progress and _config.config.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.max_epochs, initial=self.epoch_, desc="DAPPER", unit="epoch")
+        try:
+            while self.epoch_ < self.max_epochs:
+                t0 = time.perf_counter()
+                if self.batch_size is None:
+                    elbo, iters = self._full_batch_epoch(corpus)
+                else:
+                    elbo, iters = self._minibatch_epoch(corpus, rng, bar)
+                self.epoch_ += 1
+                rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / max(self._n_tokens(corpus), 1),
+                       "mean_local_iters": iters, "seconds": time.perf_counter() - t0}
+                if test is not None and test.n_docs:
+                    rec["test_pwll"] = self.score(test)
+                self.history_.append(rec)
+                # re-seed every epoch from a stored seed, so a resumed fit draws the same batches
+                self._rng_seed_for_resume = int(rng.integers(2**62))
+                rng = np.random.default_rng(self._rng_seed_for_resume)
+                if checkpoint is not None:
+                    self.save(checkpoint)
+                if bar is not None:
+                    post = {"elbo/w": f"{rec['elbo_per_word']:.4f}"}
+                    if "test_pwll" in rec:
+                        post["test_pwll"] = f"{rec['test_pwll']:.4f}"
+                    bar.set_postfix(post)
+                    bar.update(1)
+                if len(self.history_) >= 2:
+                    prev = self.history_[-2]["elbo"]
+                    if abs(elbo - prev) <= self.tol * abs(prev):
+                        self.stop_reason_ = "converged"
+                        break
+                if self.time_budget is not None and spent0 + time.perf_counter() - t_start > self.time_budget:
+                    self.stop_reason_ = "time_budget"
+                    break
+            else:
+                self.stop_reason_ = "max_epochs"
+        finally:
+            if bar is not None:
+                bar.close()
+        return self
+
+    def _n_tokens(self, corpus):
+        if not hasattr(self, "_ntok_cache") or self._ntok_cache[0] is not corpus:
+            n = corpus.n_tokens if isinstance(corpus, Corpus) else sum(c.n_tokens for c in corpus.iter_shards())
+            self._ntok_cache = (corpus, n)
+        return self._ntok_cache[1]
+
+    def _full_batch_epoch(self, corpus):
+        g = self._global_elbo()  # objective value at (old globals, new locals): monotone
+        stats, _, _ = self._run_estep(corpus, warn=False)
+        elbo = stats["elbo"] + g
+        self.lambda_ = self.eta_ + stats["S_beta"]
+        self.delta_ = self.omega_ + stats["S_kappa"]
+        self.n_stat_, self.M_stat_ = stats["n_tp"], stats["M"]
+        self._alpha_update()
+        self.n_updates_ += 1
+        return elbo, float(stats["iters"].mean())
+
+    def partial_fit(self, batch: Corpus):
+        """One stochastic update from a mini-batch (the model must be initialized by fit or
+        on the first call, where the batch's vocabulary, authors and time steps are used)."""
+        if not hasattr(self, "lambda_"):
+            rng = np.random.default_rng(self.random_state)
+            self._init_globals(batch, batch, np.bincount(batch.times, minlength=batch.n_steps), rng)
+        self._svi_step(batch)
+        return self
+
+    def _svi_step(self, batch):
+        stats, _, _ = self._run_estep(batch, warn=False)
+        r = (self.learning_offset + self.n_updates_) ** (-self.learning_decay)
+        B = batch.n_docs
+        scale = self.n_docs_total_ / B
+        self.lambda_ = (1 - r) * self.lambda_ + r * (self.eta_ + scale * stats["S_beta"])
+        self.delta_ = (1 - r) * self.delta_ + r * (self.omega_ + scale * stats["S_kappa"])
+        T = self.alpha_.shape[0]
+        B_t = np.bincount(batch.times, minlength=T)[:T]
+        present = B_t > 0
+        st = np.zeros(T)
+        st[present] = self.n_docs_t_[present] / B_t[present]
+        self.n_stat_[present] = (1 - r) * self.n_stat_[present] + r * st[present, None] * stats["n_tp"][present]
+        self.M_stat_[present] = (1 - r) * self.M_stat_[present] + r * st[present, None, None] * stats["M"][present]
+        self._alpha_update()
+        self.n_updates_ += 1
+        return stats
+
+    def _minibatch_epoch(self, corpus, rng, bar=None):
+        seed = int(rng.integers(2**62))
+        total_elbo, iters, n = 0.0, 0.0, 0
+        batches = corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed)
+        for b in batches:
+            stats = self._svi_step(b)
+            total_elbo += stats["elbo"]
+            iters += float(stats["iters"].sum())
+            n += b.n_docs
+        # a running estimate: local terms under the globals of the moment + final global terms
+        return total_elbo + self._global_elbo(), iters / max(n, 1)
+
+    # ------------------------------------------------------------------ inference
+    def transform(self, corpus):
+        """Persona and topic proportions of documents.
+
+        Returns
+        -------
+        personas : (D, P) q(x_d) = tau_d;  topics : (D, K) softmax of the posterior mean of theta_d
+        """
+        self._check_fitted()
+        _, (m, v, tau), _ = self._run_estep(corpus, collect=False, keep_locals=True)
+        z = np.exp(m - m.max(axis=1, keepdims=True)) if m.size else m
+        return tau, z / z.sum(axis=1, keepdims=True) if m.size else z
+
+    def elbo(self, corpus, per_word: bool = True):
+        """Sum of the per-document bounds L_d with the globals fixed (per word by default)."""
+        self._check_fitted()
+        stats, _, _ = self._run_estep(corpus, collect=False)
+        return stats["elbo"] / max(corpus.n_tokens, 1) if per_word else stats["elbo"]
+
+    def score(self, corpus, seed: int = 0):
+        """Held-out per-word log-likelihood by document completion (spec section 4)."""
+        from .evaluate import document_completion
+
+        return document_completion(self, corpus, seed=seed)["pwll"]
+
+    # ------------------------------------------------------------------ persistence
+    _ARRAYS = ("lambda_", "delta_", "alpha_", "alpha_var_", "n_stat_", "M_stat_", "time_values_",
+               "n_docs_t_", "_alpha_cov_off", "_alpha_logdet")
+
+    def get_params(self):
+        return {k: getattr(self, k) for k in (
+            "n_topics", "n_personas", "regularization", "process_noise", "doc_noise", "batch_size",
+            "max_epochs", "tol", "local_tol", "max_local_iters", "step_size", "learning_offset",
+            "learning_decay", "eta", "omega", "mu0", "sigma0", "time_budget", "n_jobs", "backend",
+            "random_state", "progress", "init_docs", "local_solver")}
+
+    def save(self, path):
+        """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz)."""
+        self._check_fitted()
+        meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "params": self.get_params(),
+                "vocab": self.vocab_, "author_names": self.author_names_, "epoch": self.epoch_,
+                "n_updates": self.n_updates_, "history": self.history_,
+                "n_docs_total": self.n_docs_total_,
+                "rng_seed": getattr(self, "_rng_seed_for_resume", None),
+                "stop_reason": getattr(self, "stop_reason_", None)}
+        arrays = {k.strip("_") if k.startswith("_") else k: getattr(self, k) for k in self._ARRAYS}
+        with atomic_write(path, "wb") as f:
+            np.savez(f, meta=np.frombuffer(json.dumps(meta, default=float).encode(), dtype=np.uint8), **arrays)
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; rejects corrupt or non-finite files."""
+        meta, arrays = _read_model(path)
+        m = cls(**meta["params"])
+        m._set_state(meta, arrays)
+        return m
+
+    def _load_state(self, path):
+        meta, arrays = _read_model(path)
+        self._set_state(meta, arrays)
+
+    def _set_state(self, meta, arrays):
+        for k in self._ARRAYS:
+            setattr(self, k, arrays[k.strip("_") if k.startswith("_") else k])
+        self.vocab_, self.author_names_ = list(meta["vocab"]), list(meta["author_names"])
+        self.epoch_, self.n_updates_ = int(meta["epoch"]), int(meta["n_updates"])
+        self.history_ = list(meta["history"])
+        self.n_docs_total_ = float(meta["n_docs_total"])
+        self._rng_seed_for_resume = meta.get("rng_seed")
+        if meta.get("stop_reason"):
+            self.stop_reason_ = meta["stop_reason"]
+
+    def _rng_state_seed(self):
+        s = getattr(self, "_rng_seed_for_resume", None)
+        return s if s is not None else self.random_state
+
+
+def _read_model(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no DAPPER model at {path}") from None
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable DAPPER model file ({exc}); it may be truncated") from None
+    if "meta" not in data:
+        raise ValueError(f"{path} is not a DAPPER model file (no metadata)")
+    try:
+        meta = json.loads(bytes(data.pop("meta")).decode())
+    except ValueError:
+        raise ValueError(f"{path}: model metadata is corrupted") from None
+    if meta.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path} is not a DAPPER model file")
+    if meta.get("version") != MODEL_VERSION:
+        raise ValueError(f"{path} has model format version {meta.get('version')}; expected {MODEL_VERSION}")
+    for k, a in data.items():
+        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+            raise ValueError(f"{path}: array {k!r} contains NaN or inf; the file is corrupted or training "
+                             "diverged - retrain or load an earlier checkpoint")
+    K, P = meta["params"]["n_topics"], meta["params"]["n_personas"]
+    lam, dl, al = data["lambda_"], data["delta_"], data["alpha_"]
+    if lam.shape != (K, len(meta["vocab"])) or dl.shape != (len(meta["author_names"]), P) \
+            or al.shape[1:] != (P, K):
+        raise ValueError(f"{path}: array shapes disagree with the model parameters (corrupted file)")
+    return meta, data
