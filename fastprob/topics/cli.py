@@ -1,0 +1,82 @@
+"""``fastprob dapper fit`` and ``fastprob dapper report``."""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def add_commands(sub, corpus_args, build_kw, load_corpus):
+    pd = sub.add_parser("dapper", help="the DAPPER topic model").add_subparsers(dest="sub", required=True)
+    f = pd.add_parser("fit", help="train DAPPER and write the model, reports and metrics")
+    corpus_args(f)
+    f.add_argument("--topics", type=int, default=25)
+    f.add_argument("--personas", type=int, default=15)
+    f.add_argument("--regularization", type=float, default=0.2)
+    f.add_argument("--process-noise", type=float, default=0.2)
+    f.add_argument("--doc-noise", type=float, default=1.0)
+    f.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
+    f.add_argument("--epochs", type=int, default=30)
+    f.add_argument("--tol", type=float, default=1e-4)
+    f.add_argument("--local-tol", type=float, default=1e-3)
+    f.add_argument("--local-solver", choices=["squarem", "cvi"], default="squarem")
+    f.add_argument("--test-fraction", type=float, default=0.1, help="held-out share of each author's documents")
+    f.add_argument("--time-budget", type=float, default=None, help="seconds")
+    f.add_argument("--jobs", type=int, default=None, help="threads")
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--out", default="runs/dapper", help="output directory")
+    f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    f.set_defaults(fn=lambda a: cmd_fit(a, build_kw, load_corpus))
+    r = pd.add_parser("report", help="reports of a saved model")
+    r.add_argument("model")
+    r.add_argument("--out", default=None, help="directory (default: next to the model)")
+    r.set_defaults(fn=cmd_report)
+
+
+def cmd_fit(a, build_kw, load_corpus):
+    from ..corpus import summary
+    from .dapper import DAPPER
+    from .evaluate import document_completion
+    from .report import write_reports
+
+    t0 = time.perf_counter()
+    corpus = load_corpus(a.corpus, **build_kw(a))
+    print(f"corpus: {corpus}  (dropped: {summary(corpus.report)})")
+    train, test = corpus.split(a.test_fraction, seed=a.seed) if a.test_fraction > 0 else (corpus, None)
+    os.makedirs(a.out, exist_ok=True)
+    model = DAPPER(a.topics, a.personas, regularization=a.regularization, process_noise=a.process_noise,
+                   doc_noise=a.doc_noise, batch_size=a.batch_size, max_epochs=a.epochs, tol=a.tol,
+                   local_tol=a.local_tol, local_solver=a.local_solver, time_budget=a.time_budget,
+                   n_jobs=a.jobs, random_state=a.seed)
+    ckpt = os.path.join(a.out, "checkpoint.npz")
+    model.fit(train, test=test, resume=a.resume, checkpoint=ckpt)
+    model.save(os.path.join(a.out, "model.npz"))
+    metrics = {"corpus": a.corpus, "train_documents": train.n_docs, "train_tokens": train.n_tokens,
+               "epochs": model.epoch_, "stop_reason": getattr(model, "stop_reason_", None),
+               "train_elbo_per_word": model.history_[-1]["elbo_per_word"],
+               "seconds": time.perf_counter() - t0, "history": model.history_,
+               "params": model.get_params()}
+    if test is not None and test.n_docs:
+        dc = document_completion(model, test)
+        metrics.update({"test_pwll": dc["pwll"], "test_perplexity": dc["perplexity"],
+                        "test_elbo_per_word": model.elbo(test), "test_documents": test.n_docs})
+    summ = write_reports(model, a.out, corpus=corpus, metrics=metrics)
+    print(f"epochs: {model.epoch_} ({metrics['stop_reason']}), train ELBO/word "
+          f"{metrics['train_elbo_per_word']:.4f}" + (f", held-out PWLL {metrics['test_pwll']:.4f}"
+                                                     if "test_pwll" in metrics else ""))
+    print(f"authors on one persona (>90%): {summ['share_single_persona']:.0%}; distinct topics among "
+          f"personas' top-3: {summ['distinct_top3_topics']}")
+    print(f"wrote {a.out}/model.npz, topics.txt, personas.png, authors.csv, persona_summary.json, metrics.json")
+
+
+def cmd_report(a):
+    from .dapper import DAPPER
+    from .report import top_words, write_reports
+
+    model = DAPPER.load(a.model)
+    out = a.out or os.path.dirname(os.path.abspath(a.model))
+    summ = write_reports(model, out)
+    for k, ws in enumerate(top_words(model, 8)):
+        print(f"topic {k:3d}: {' '.join(ws)}")
+    print(json.dumps({k: v for k, v in summ.items() if k != "persona_top3_topics"}))
+    print(f"wrote reports to {out}")
