@@ -1,0 +1,52 @@
+"""ActNorm (Glow): per-channel affine map with data-dependent initialization."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .base import Transform
+
+
+class ActNorm(Transform):
+    """z = (x + bias) * exp(log_scale) per channel; on its first training batch the
+    parameters are set so that z has zero mean and unit variance per channel.
+
+    Works on (B, C, H, W) images and (B, C) vectors.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-6):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.log_scale = nn.Parameter(torch.zeros(channels))
+        self.register_buffer("initialized", torch.tensor(False))
+        self.eps = eps
+
+    def _view(self, p, x):
+        return p.view(1, -1, *([1] * (x.dim() - 2)))
+
+    @torch.no_grad()
+    def _init(self, x):
+        dims = [0] + list(range(2, x.dim()))
+        mean = x.mean(dims)
+        std = x.std(dims, unbiased=False) if x.shape[0] * max(1, x[0, 0].numel()) > 1 else torch.ones_like(mean)
+        self.bias.copy_(-mean)
+        self.log_scale.copy_(-torch.log(std + self.eps))
+        self.initialized.fill_(True)
+
+    def _check(self, x):
+        if x.shape[1] != self.bias.shape[0]:
+            raise ValueError(f"ActNorm has {self.bias.shape[0]} channels, input has {x.shape[1]}")
+
+    def forward(self, x, context=None):
+        self._check(x)
+        if not bool(self.initialized) and self.training:
+            self._init(x)
+        z = (x + self._view(self.bias, x)) * torch.exp(self._view(self.log_scale, x))
+        spatial = x[0, 0].numel()
+        return z, (self.log_scale.sum() * spatial).expand(x.shape[0])
+
+    def inverse(self, z, context=None):
+        self._check(z)
+        x = z * torch.exp(-self._view(self.log_scale, z)) - self._view(self.bias, z)
+        spatial = z[0, 0].numel()
+        return x, (-self.log_scale.sum() * spatial).expand(z.shape[0])

@@ -1,0 +1,68 @@
+"""Builders of standard architectures: multi-scale RealNVP and Glow for images, RealNVP for vectors."""
+from __future__ import annotations
+
+from .actnorm import ActNorm
+from .base import Flow, StandardNormal
+from .conv1x1 import InvConv1x1
+from .coupling import AffineCoupling, VectorCoupling
+from .preprocess import Logit
+from .squeeze import ChannelSplit, Squeeze, SqueezeSplit
+
+
+def realnvp_image(shape, n_scales: int = 2, n_couplings: int = 3, hidden: int = 64, scale_map: str = "tanh",
+                  logit: bool = True, fused_split: bool = True, backend=None) -> Flow:
+    """Multi-scale RealNVP (Dinh et al. 2017).
+
+    Each scale: ``n_couplings`` checkerboard couplings (alternating parity), a squeeze,
+    ``n_couplings`` channel couplings, then half of z is factored out.  With
+    ``fused_split`` the first scale's squeeze + split is the fused checkerboard
+    squeeze-split (a checkerboard factor-out).  The last scale has ``n_couplings + 1``
+    checkerboard couplings.
+    """
+    C, H, W = shape
+    ts = [Logit()] if logit else []
+    for s in range(n_scales - 1):
+        for i in range(n_couplings):
+            ts += [AffineCoupling(C, "checkerboard", i % 2, scale_map, hidden, backend=backend), ActNorm(C)]
+        if fused_split and s == 0:
+            ts.append(SqueezeSplit())
+            C, H, W = 2 * C, H // 2, W // 2
+            continue
+        ts.append(Squeeze("standard"))
+        C, H, W = 4 * C, H // 2, W // 2
+        for i in range(n_couplings):
+            ts += [AffineCoupling(C, "channel", i % 2, scale_map, hidden, backend=backend), ActNorm(C)]
+        ts.append(ChannelSplit())
+        C = C - C // 2
+    for i in range(n_couplings + 1):
+        ts += [AffineCoupling(C, "checkerboard", i % 2, scale_map, hidden, backend=backend), ActNorm(C)]
+    return Flow(StandardNormal(), ts, shape)
+
+
+def glow(shape, n_levels: int = 2, depth: int = 4, hidden: int = 64, scale_map: str = "sigmoid",
+         logit: bool = True, backend=None, seed: int = 0) -> Flow:
+    """Glow (Kingma & Dhariwal 2018): per level a squeeze, ``depth`` steps of
+    [ActNorm, invertible 1x1 conv, channel affine coupling], then a split (except last)."""
+    C, H, W = shape
+    ts = [Logit()] if logit else []
+    for lvl in range(n_levels):
+        ts.append(Squeeze("standard"))
+        C, H, W = 4 * C, H // 2, W // 2
+        for d in range(depth):
+            ts += [ActNorm(C), InvConv1x1(C, seed=seed + 100 * lvl + d),
+                   AffineCoupling(C, "channel", d % 2, scale_map, hidden, backend=backend)]
+        if lvl < n_levels - 1:
+            ts.append(ChannelSplit())
+            C = C - C // 2
+    return Flow(StandardNormal(), ts, shape)
+
+
+def realnvp_vector(dim: int, n_layers: int = 6, hidden: int = 64, scale_map: str = "tanh",
+                   context_dim: int = 0, actnorm: bool = True, backend=None) -> Flow:
+    """RealNVP for (B, D) data: alternating-half MLP couplings (with ActNorm between)."""
+    ts = []
+    for i in range(n_layers):
+        ts.append(VectorCoupling(dim, i % 2, scale_map, hidden, context_dim=context_dim, backend=backend))
+        if actnorm and i < n_layers - 1:
+            ts.append(ActNorm(dim))
+    return Flow(StandardNormal(), ts, (dim,))
