@@ -5,6 +5,9 @@
     fastprob corpus info DIR                   summary of a saved corpus
     fastprob dapper fit --corpus sotu|DIR|FILE [...]    train DAPPER, write model + reports
     fastprob dapper report MODEL               reports of a saved model
+    fastprob flows train --data digits         train an image flow (RealNVP / Glow)
+    fastprob gbnf train --data moons           boosted flows on a 2-D toy density
+    fastprob gbnf match --energy U1            boosted density matching by reverse KL
 """
 from __future__ import annotations
 
@@ -103,7 +106,7 @@ def main(argv=None):
         topics_cli = None
     if topics_cli is not None:
         topics_cli.add_commands(sub, _corpus_args, _build_kw, _load_corpus_arg)
-    for mod in ("fastprob.flows.cli",):
+    for mod in ("fastprob.flows.cli", "fastprob.models.cli"):
         try:
             __import__(mod, fromlist=["add_commands"]).add_commands(sub)
         except ImportError:

@@ -66,3 +66,13 @@ def realnvp_vector(dim: int, n_layers: int = 6, hidden: int = 64, scale_map: str
         if actnorm and i < n_layers - 1:
             ts.append(ActNorm(dim))
     return Flow(StandardNormal(), ts, (dim,))
+
+
+def glow_vector(dim: int, depth: int = 4, hidden: int = 64, scale_map: str = "sigmoid", context_dim: int = 0,
+                backend=None, seed: int = 0) -> Flow:
+    """Glow for (B, D) data: ``depth`` steps of [ActNorm, invertible linear map (LU), coupling]."""
+    ts = []
+    for d in range(depth):
+        ts += [ActNorm(dim), InvConv1x1(dim, seed=seed + d),
+               VectorCoupling(dim, d % 2, scale_map, hidden, context_dim=context_dim, backend=backend)]
+    return Flow(StandardNormal(), ts, (dim,))

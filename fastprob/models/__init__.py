@@ -1,0 +1,5 @@
+"""Models built from the flow blocks: gradient boosted normalizing flows (GBNF)."""
+from .density_matching import fit_boosted_reverse_kl, fit_flow_reverse_kl
+from .gbnf import BoostedFlow
+
+__all__ = ["BoostedFlow", "fit_boosted_reverse_kl", "fit_flow_reverse_kl"]

@@ -1,0 +1,149 @@
+"""Gradient boosted normalizing flows: mixture algebra, normalization, re-weighting, sampling."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fastprob.datasets.toy2d import ENERGIES, TOYS, energy, sample_toy
+from fastprob.flows import realnvp_vector
+from fastprob.models import BoostedFlow, fit_boosted_reverse_kl, fit_flow_reverse_kl
+
+
+def make(c):
+    torch.manual_seed(100 + c)
+    return realnvp_vector(2, n_layers=2, hidden=16)
+
+
+@pytest.fixture(scope="module")
+def data():
+    x = torch.tensor(sample_toy("8gaussians", 1200, seed=0), dtype=torch.float32)
+    return x[:1000], x[1000:]
+
+
+@pytest.fixture(scope="module")
+def additive(data):
+    x, xv = data
+    return BoostedFlow(make, 3, "additive").fit(x, xv, epochs=3, batch_size=200, progress=False)
+
+
+def test_additive_equals_bruteforce_logsumexp(additive, data):
+    _, xv = data
+    w = additive.weights()
+    assert abs(float(w.sum()) - 1) < 1e-12 and (w >= 0).all()
+    with torch.no_grad():
+        lg = torch.stack([g.log_prob(xv).double() for g in additive.components])
+        brute = torch.log(sum(w[c] * torch.exp(lg[c]) for c in range(3)))
+        torch.testing.assert_close(additive.log_prob(xv), brute, rtol=1e-9, atol=1e-9)
+
+
+def test_one_component_equals_plain_flow(data):
+    x, xv = data
+    b = BoostedFlow(make, 1).fit(x, xv, epochs=2, batch_size=200, progress=False)
+    with torch.no_grad():
+        torch.testing.assert_close(b.log_prob(xv), b.components[0].log_prob(xv).double())
+    assert float(b.rho[0]) == 1.0
+
+
+def test_multiplicative_integrates_to_one(data):
+    x, xv = data
+    b = BoostedFlow(make, 2, "multiplicative", n_mc=40000).fit(x, xv, epochs=3, batch_size=200, progress=False)
+    b.set_rho(torch.tensor([1.0, 0.5], dtype=torch.float64))  # a weight that surely mixes both
+    b.log_z, b.log_z_se = b.estimate_log_z(n=40000)
+    g = torch.linspace(-7, 7, 281)
+    xx, yy = torch.meshgrid(g, g, indexing="ij")
+    pts = torch.stack([xx.flatten(), yy.flatten()], 1)
+    with torch.no_grad():
+        mass = float(torch.exp(b.log_prob(pts)).sum() * (g[1] - g[0]) ** 2)
+    # the quadrature of the normalized density is 1 within a few Monte Carlo standard errors
+    assert abs(mass - 1.0) < max(4 * b.log_z_se, 0.02), (mass, b.log_z_se)
+
+
+def test_reweighting_favours_badly_explained_points():
+    # the fixed mixture is a component fit to cluster A only; cluster B (10% of the data)
+    # is explained badly, so it must receive most of the resampling weight
+    torch.manual_seed(0)
+    a = torch.randn(900, 2) * 0.3 + torch.tensor([-2.0, 0.0])
+    bpts = torch.randn(100, 2) * 0.3 + torch.tensor([2.0, 0.0])
+    fixed = BoostedFlow(make, 1).fit(a, a[:100], epochs=5, batch_size=100, progress=False)
+    w = fixed.resampling_weights(torch.cat([a, bpts]))
+    share_b = float(w[900:].sum() / w.sum())
+    assert share_b > 0.9, share_b
+
+
+def test_component_sampling_frequencies_match_weights(additive):
+    torch.manual_seed(0)
+    w = additive.weights().float()
+    which = torch.multinomial(w, 20000, replacement=True)
+    freq = torch.bincount(which, minlength=3).float() / 20000
+    assert torch.allclose(freq, w, atol=0.015)
+    s = additive.sample(500, seed=1)
+    assert s.shape == (500, 2) and torch.isfinite(s).all()
+
+
+def test_save_load_roundtrip(additive, data, tmp_path):
+    _, xv = data
+    additive.save(tmp_path / "b.pt")
+    b2 = BoostedFlow.load(tmp_path / "b.pt", make)
+    with torch.no_grad():
+        torch.testing.assert_close(b2.log_prob(xv), additive.log_prob(xv))
+    assert b2.history == additive.history
+
+
+def test_conditional_gbnf():
+    torch.manual_seed(0)
+    y = torch.randn(600, 2)
+    ctx = torch.randn(600, 3)
+    y = y + ctx[:, :2]
+
+    def mk(c):
+        torch.manual_seed(c)
+        return realnvp_vector(2, n_layers=2, hidden=16, context_dim=3)
+
+    b = BoostedFlow(mk, 2, conditional=True).fit(y[:500], y[500:], ctx[:500], ctx[500:], epochs=2,
+                                                 batch_size=100, progress=False)
+    with torch.no_grad():
+        lp = b.log_prob(y[500:], ctx[500:])
+    assert lp.shape == (100,) and torch.isfinite(lp).all()
+    assert b.sample(100, context=ctx[500:]).shape == (100, 2)
+    with pytest.raises(ValueError, match="context"):
+        BoostedFlow(mk, 2, conditional=True).fit(y, y, progress=False)
+
+
+def test_bad_input(data):
+    x, xv = data
+    with pytest.raises(ValueError, match="n_components"):
+        BoostedFlow(make, 0)
+    with pytest.raises(ValueError, match="mixture"):
+        BoostedFlow(make, 2, "geometric")
+    with pytest.raises(ValueError, match="conditional multiplicative"):
+        BoostedFlow(make, 2, "multiplicative", conditional=True)
+    b = BoostedFlow(make, 1).fit(x, xv, epochs=1, progress=False)
+    for bad in ([1.5], [-0.1], [float("nan")]):
+        with pytest.raises(ValueError, match=r"\[0, 1\]"):
+            b.set_rho(torch.tensor(bad, dtype=torch.float64))
+    xn = x.clone()
+    xn[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        BoostedFlow(make, 1).fit(xn, xv, progress=False)
+    with pytest.raises(RuntimeError, match="fit"):
+        BoostedFlow(make, 2).log_prob(xv)
+
+
+def test_toys_and_energies():
+    for name in TOYS:
+        pts = sample_toy(name, 500, seed=1)
+        assert pts.shape == (500, 2) and np.isfinite(pts).all() and np.abs(pts).max() < 10
+    z = torch.randn(100, 2)
+    for name in ENERGIES:
+        assert torch.isfinite(energy(name, z)).all()
+
+
+def test_reverse_kl_density_matching():
+    torch.manual_seed(0)
+    u = lambda z: energy("U1", z)  # noqa: E731
+    kl1 = fit_flow_reverse_kl(make(0), u, steps=150, batch=256)
+    b = BoostedFlow(make, 2)
+    kls = fit_boosted_reverse_kl(b, u, steps=150, batch=256)
+    assert len(kls) == 2 and all(math.isfinite(k) for k in kls) and math.isfinite(kl1)
+    assert 0.0 <= float(b.rho[1]) <= 1.0
