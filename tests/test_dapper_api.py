@@ -62,7 +62,7 @@ def test_save_load_roundtrip(data, tmp_path):
     m2 = DAPPER.load(tmp_path / "m.npz")
     for k in ("lambda_", "delta_", "alpha_", "alpha_var_"):
         np.testing.assert_array_equal(getattr(m, k), getattr(m2, k))
-    assert m2.score(te) == m.score(te)
+    assert m2.score(te) == pytest.approx(m.score(te), rel=1e-12)  # summation order may differ
     assert m2.get_params() == m.get_params()
 
 
