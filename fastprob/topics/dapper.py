@@ -60,8 +60,13 @@ class DAPPER:
         Stop after this many seconds of training.
     n_jobs : int or None
         Threads of the compiled E-step (default: FASTPROB_NUM_THREADS or all cores).
-    backend : "numba", "numpy" or None
-        E-step implementation (None: the fastest available).
+    backend : None, "numba", "numpy", "dask" or "ray"
+        E-step implementation (None: the fastest available in this process).  "dask" and
+        "ray" map the Numba E-step over the shards of a :class:`ShardSet` on a cluster
+        (``address``; a local one of ``n_workers`` workers when None) and keep the
+        M-step here; see :mod:`fastprob.distributed`.
+    address, n_workers, threads_per_worker :
+        Cluster of the distributed backends.
     random_state : int or None
     progress : bool
         Show a progress bar.
@@ -84,7 +89,8 @@ class DAPPER:
                  learning_decay: float = 0.7, eta: float | None = None, omega: float | None = None,
                  mu0: float = 0.0, sigma0: float = 1.0, time_budget: float | None = None,
                  n_jobs: int | None = None, backend: str | None = None, random_state=None,
-                 progress: bool = True, init_docs: int = 3, local_solver: str = "squarem"):
+                 progress: bool = True, init_docs: int = 3, local_solver: str = "squarem",
+                 address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1):
         self.n_topics = n_topics
         self.n_personas = n_personas
         self.regularization = regularization
@@ -109,6 +115,9 @@ class DAPPER:
         self.progress = progress
         self.init_docs = init_docs
         self.local_solver = local_solver
+        self.address = address
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
         self._validate_params()
 
     # ------------------------------------------------------------------ validation
@@ -139,7 +148,8 @@ class DAPPER:
         for name in ("eta", "omega"):
             v = getattr(self, name)
             need(v is None or v > 0, f"{name} must be positive, got {v}")
-        need(self.backend in (None, "numba", "numpy"), "backend must be 'numba', 'numpy' or None")
+        need(self.backend in (None, "numba", "numpy", "dask", "ray"),
+             "backend must be None, 'numba', 'numpy' (in process) or 'dask', 'ray' (distributed)")
         need(self.local_solver in ("cvi", "squarem"), "local_solver must be 'cvi' or 'squarem'")
 
     @property
@@ -176,8 +186,27 @@ class DAPPER:
             raise RuntimeError("this DAPPER model is not fitted yet: call fit() or DAPPER.load()")
 
     # ------------------------------------------------------------------ pieces
+    @property
+    def distributed(self):
+        return self.backend in ("dask", "ray")
+
     def _estep_fn(self):
-        return _dispatch.resolve("dapper_estep", self.backend)
+        return _dispatch.resolve("dapper_estep", None if self.distributed else self.backend)
+
+    def _payload(self):
+        """The globals and settings a worker needs, broadcast once per iteration."""
+        K = self.n_topics
+        return {"ebT": self._ebT(), "elogk": np.ascontiguousarray(self._elogk()), "alpha": self.alpha_,
+                "alpha_sq": np.einsum("tpk,tpk->tp", self.alpha_, self.alpha_) + K * self.alpha_var_,
+                "doc_noise": self.doc_noise, "local_tol": self.local_tol,
+                "max_local_iters": self.max_local_iters, "step_size": self.step_size,
+                "solver": self.local_solver, "estep_backend": None}
+
+    def _run_estep_shards(self, corpus, shard_ids):
+        paths = [os.path.join(corpus.path, corpus.manifest["shards"][i]["file"]) for i in shard_ids]
+        st = self._executor.run(paths, self._payload())
+        return dict(S_beta=st["S_betaT"].T, S_kappa=st["S_kappa"], n_tp=st["n_tp"], M=st["M"], elbo=st["elbo"],
+                    iters=np.array([st["iters"] / max(st["docs"], 1)]), docs=st["docs"], B_t=st["B_t"])
 
     def _threads(self):
         return self.n_jobs or _config.config.num_threads
@@ -226,12 +255,13 @@ class DAPPER:
         K, P = self.n_topics, self.n_personas
         V, A, T = len(corpus_like.vocab), len(corpus_like.author_names), len(corpus_like.time_values)
         lam = rng.gamma(100.0, 0.01, size=(K, V))
-        # seed each topic with the counts of a few random documents (section 3.5)
-        X = first_docs
+        # seed each topic with the counts of a few random documents (section 3.5); documents
+        # are drawn by global index so a ShardSet and the same corpus in memory agree
+        get_doc, n_docs = _doc_reader(first_docs)
         for k in range(K):
-            for d in rng.integers(0, X.n_docs, size=min(self.init_docs, X.n_docs)):
-                s, e = X.indptr[d], X.indptr[d + 1]
-                lam[k, X.indices[s:e]] += X.counts[s:e]
+            for d in rng.integers(0, n_docs, size=min(self.init_docs, n_docs)):
+                ids, cnts = get_doc(int(d))
+                lam[k, ids] += cnts
         self.lambda_ = lam
         self.delta_ = self.omega_ + rng.random((A, P))
         self.time_values_ = np.asarray(corpus_like.time_values, dtype=np.float64)
@@ -267,8 +297,9 @@ class DAPPER:
         """
         self._validate_params()
         streamed = isinstance(corpus, ShardSet)
-        if streamed and self.batch_size is None:
-            raise ValueError("a ShardSet is streamed in mini-batches: set batch_size")
+        if streamed and self.batch_size is None and not self.distributed:
+            raise ValueError("a ShardSet is streamed in mini-batches: set batch_size (or use a "
+                             "distributed backend for full-batch training on shards)")
         if not streamed and not isinstance(corpus, Corpus):
             raise TypeError(f"fit expects a fastprob Corpus or ShardSet, got {type(corpus).__name__}")
         if len(corpus) == 0:
@@ -284,11 +315,20 @@ class DAPPER:
             rng = np.random.default_rng(self._rng_state_seed())
         else:
             if streamed:
-                times = np.concatenate([c.times for c in corpus.iter_shards()])
-                first = corpus.shard(0)
+                n_t = np.zeros(len(corpus.time_values), dtype=np.int64)
+                for c in corpus.iter_shards():
+                    n_t += np.bincount(c.times, minlength=n_t.shape[0])
             else:
-                times, first = corpus.times, corpus
-            self._init_globals(corpus, first, np.bincount(times, minlength=len(corpus.time_values)), rng)
+                n_t = np.bincount(corpus.times, minlength=len(corpus.time_values))
+            self._init_globals(corpus, corpus, n_t, rng)
+        self._executor = None
+        if self.distributed:
+            if not streamed:
+                raise ValueError(f"backend={self.backend!r} runs on corpus shards: save the corpus "
+                                 "(Corpus.save) and pass ShardSet(path)")
+            from ..distributed import make_executor
+
+            self._executor = make_executor(self.backend, self.address, self.n_workers, self.threads_per_worker)
         t_start = time.perf_counter()
         spent0 = sum(h["seconds"] for h in self.history_)
         bar = None
@@ -333,6 +373,9 @@ class DAPPER:
         finally:
             if bar is not None:
                 bar.close()
+            if self._executor is not None:
+                self._executor.close()
+                self._executor = None
         return self
 
     def _n_tokens(self, corpus):
@@ -343,7 +386,10 @@ class DAPPER:
 
     def _full_batch_epoch(self, corpus):
         g = self._global_elbo()  # objective value at (old globals, new locals): monotone
-        stats, _, _ = self._run_estep(corpus, warn=False)
+        if self.distributed:
+            stats = self._run_estep_shards(corpus, range(corpus.n_shards))
+        else:
+            stats, _, _ = self._run_estep(corpus, warn=False)
         elbo = stats["elbo"] + g
         self.lambda_ = self.eta_ + stats["S_beta"]
         self.delta_ = self.omega_ + stats["S_kappa"]
@@ -363,13 +409,16 @@ class DAPPER:
 
     def _svi_step(self, batch):
         stats, _, _ = self._run_estep(batch, warn=False)
+        T = self.alpha_.shape[0]
+        return self._svi_update(stats, batch.n_docs, np.bincount(batch.times, minlength=T)[:T])
+
+    def _svi_update(self, stats, B, B_t):
+        """The stochastic update of spec 3.4 from the statistics of B documents (B_t per step)."""
         r = (self.learning_offset + self.n_updates_) ** (-self.learning_decay)
-        B = batch.n_docs
         scale = self.n_docs_total_ / B
         self.lambda_ = (1 - r) * self.lambda_ + r * (self.eta_ + scale * stats["S_beta"])
         self.delta_ = (1 - r) * self.delta_ + r * (self.omega_ + scale * stats["S_kappa"])
         T = self.alpha_.shape[0]
-        B_t = np.bincount(batch.times, minlength=T)[:T]
         present = B_t > 0
         st = np.zeros(T)
         st[present] = self.n_docs_t_[present] / B_t[present]
@@ -382,6 +431,23 @@ class DAPPER:
     def _minibatch_epoch(self, corpus, rng, bar=None):
         seed = int(rng.integers(2**62))
         total_elbo, iters, n = 0.0, 0.0, 0
+        if self.distributed:
+            # shard-level mini-batches: shards in a fresh random order, grouped until a step
+            # holds at least batch_size documents
+            order = np.random.default_rng(seed).permutation(corpus.n_shards)
+            sizes = [corpus.manifest["shards"][i]["n_docs"] for i in order]
+            group, acc = [], 0
+            for i, sz in zip(order, sizes):
+                group.append(int(i))
+                acc += sz
+                if acc >= self.batch_size or i == order[-1]:
+                    stats = self._run_estep_shards(corpus, group)
+                    self._svi_update(stats, stats["docs"], stats["B_t"])
+                    total_elbo += stats["elbo"]
+                    iters += float(stats["iters"][0]) * stats["docs"]
+                    n += stats["docs"]
+                    group, acc = [], 0
+            return total_elbo + self._global_elbo(), iters / max(n, 1)
         batches = corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed)
         for b in batches:
             stats = self._svi_step(b)
@@ -429,7 +495,8 @@ class DAPPER:
             "n_topics", "n_personas", "regularization", "process_noise", "doc_noise", "batch_size",
             "max_epochs", "tol", "local_tol", "max_local_iters", "step_size", "learning_offset",
             "learning_decay", "eta", "omega", "mu0", "sigma0", "time_budget", "n_jobs", "backend",
-            "random_state", "progress", "init_docs", "local_solver")}
+            "random_state", "progress", "init_docs", "local_solver", "address", "n_workers",
+            "threads_per_worker")}
 
     def save(self, path):
         """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz)."""
@@ -470,6 +537,26 @@ class DAPPER:
     def _rng_state_seed(self):
         s = getattr(self, "_rng_seed_for_resume", None)
         return s if s is not None else self.random_state
+
+
+def _doc_reader(corpus):
+    """(get_doc(global index) -> (word ids, counts), n_docs) for a Corpus or a ShardSet."""
+    if isinstance(corpus, Corpus):
+        def get(d):
+            s, e = corpus.indptr[d], corpus.indptr[d + 1]
+            return corpus.indices[s:e], corpus.counts[s:e]
+
+        return get, corpus.n_docs
+    starts = np.concatenate([[0], np.cumsum([s["n_docs"] for s in corpus.manifest["shards"]])])
+
+    def get(d):
+        i = int(np.searchsorted(starts, d, side="right") - 1)
+        c = corpus.shard(i)
+        j = d - starts[i]
+        s, e = c.indptr[j], c.indptr[j + 1]
+        return np.array(c.indices[s:e]), np.array(c.counts[s:e])
+
+    return get, int(starts[-1])
 
 
 def _read_model(path):

@@ -223,7 +223,7 @@ def _doc_elbo(s, e, counts, a, t, elogk, alpha, alpha_sq, s2, m, v, tau, inv_nor
         - 0.5 * K * math.log(s2) + 0.5 * K
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def _estep_chunks(bounds, indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, s2,
                   tol, max_iters, r, solver, m_out, v_out, tau_out, keep, collect, Sb, Sk, ntp, Mb, elbo,
                   iters, max_u):

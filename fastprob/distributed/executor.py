@@ -1,0 +1,100 @@
+"""Engines that map the shard E-step over workers and tree-reduce the statistics.
+
+Both keep one Numba thread pool per worker (``threads_per_worker`` threads, default 1 with
+one worker per core) so that workers do not oversubscribe the cores, broadcast the
+globals once per iteration, and sum the per-shard statistics pairwise on the workers.
+"""
+from __future__ import annotations
+
+import os
+
+from .tasks import add_stats, estep_shard, tree_reduce
+
+
+class DaskExecutor:
+    """E-step on Dask distributed.  ``address=None`` starts a local cluster of
+    ``n_workers`` single-threaded worker processes (each restarted by its nanny if it dies)."""
+
+    name = "dask"
+
+    def __init__(self, address=None, n_workers: int = 2, threads_per_worker: int = 1):
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise ImportError("the dask backend needs dask distributed: pip install 'fastprob[dask]'") from exc
+        self.threads = threads_per_worker
+        self._cluster = None
+        if address is None:
+            # worker processes inherit this: one Numba pool of `threads` per worker
+            os.environ["NUMBA_NUM_THREADS"] = str(max(threads_per_worker, 1))
+            self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                         dashboard_address=None, memory_limit=0)
+            self.client = Client(self._cluster)
+        else:
+            self.client = Client(address)
+
+    def run(self, paths, g):
+        c = self.client
+        # once per iteration, replicated on every worker (so it survives a worker loss); a
+        # fresh key each time (hash=False) so no iteration can touch another's data
+        # (scatter a one-element list: a dict would be scattered value by value, keyed by
+        # its own keys, which then collide between iterations)
+        gf = c.scatter([g], broadcast=True, hash=False)[0]
+        keep = [c.submit(estep_shard, p, gf, False, self.threads, pure=False) for p in paths]
+
+        def add(a, b):
+            f = c.submit(add_stats, a, b, pure=False)
+            keep.append(f)  # hold every intermediate until the end: releasing one early can
+            return f        # make the scheduler forget a dependency of a pending sum
+
+        out = tree_reduce(list(keep), add).result()
+        del keep, gf
+        return out
+
+    def workers(self):
+        return list(self.client.scheduler_info()["workers"])
+
+    def close(self):
+        self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+class RayExecutor:
+    """E-step on Ray.  ``address=None`` starts a local Ray with ``n_workers`` CPUs."""
+
+    name = "ray"
+
+    def __init__(self, address=None, n_workers: int = 2, threads_per_worker: int = 1):
+        try:
+            import ray
+        except ImportError as exc:
+            raise ImportError("the ray backend needs ray: pip install ray") from exc
+        self.ray, self.threads = ray, threads_per_worker
+        if not ray.is_initialized():
+            kw = dict(include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+            if address is None:
+                ray.init(num_cpus=n_workers, runtime_env={"env_vars": {"NUMBA_NUM_THREADS": str(threads_per_worker)}},
+                         **kw)
+            else:
+                ray.init(address=address, **kw)
+        self._est = ray.remote(num_cpus=threads_per_worker, max_retries=3)(estep_shard)
+        self._add = ray.remote(num_cpus=0)(add_stats)
+
+    def run(self, paths, g):
+        ray = self.ray
+        gref = ray.put(g)
+        refs = [self._est.remote(p, gref, False, self.threads) for p in paths]
+        top = tree_reduce(refs, lambda a, b: self._add.remote(a, b))
+        return ray.get(top)
+
+    def close(self):
+        self.ray.shutdown()
+
+
+def make_executor(backend: str, address=None, n_workers: int = 2, threads_per_worker: int = 1):
+    if backend == "dask":
+        return DaskExecutor(address, n_workers, threads_per_worker)
+    if backend == "ray":
+        return RayExecutor(address, n_workers, threads_per_worker)
+    raise ValueError(f"distributed backend must be 'dask' or 'ray', got {backend!r}")
