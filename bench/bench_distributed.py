@@ -106,6 +106,27 @@ def main(argv=None):
                 ex = RayExecutor(n_workers=workers)
                 run_engine(f"ray {workers}w x 1t (ray.put)", ex, workers=workers)
                 ex.close()
+    # engine overhead alone: 8 tiny shards (compute ~ 0), same statistic sizes (V x K)
+    tiny, _ = make_dap_corpus(n_authors=8, docs_per_author=10, n_topics=50, n_personas=10, n_words=5000,
+                              doc_length=20, seed=1)
+    tiny.save(os.path.join(d, "tiny"), shard_docs=10)
+    tss = ShardSet(os.path.join(d, "tiny"))
+    tpaths = [os.path.join(tss.path, s["file"]) for s in tss.manifest["shards"]]
+    gt = DAPPER(50, 10, max_epochs=1, random_state=0, progress=False).fit(tiny)._payload()
+    for eng in a.engines.split(","):
+        from fastprob.distributed import make_executor
+
+        ex = make_executor(eng, n_workers=2)
+        ex.run(tpaths, gt)
+        ts = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            ex.run(tpaths, gt)
+            ts.append(time.perf_counter() - t0)
+        ex.close()
+        q = np.percentile(ts, [25, 50, 75])
+        rec.add("engine overhead (8 tiny shards, 2 MB stats each)", f"{eng} 2w", "s/iteration",
+                {"median": q[1], "p25": q[0], "p75": q[2]}, "s")
     rec.save(not a.no_save)
 
 

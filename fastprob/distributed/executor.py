@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from .tasks import add_stats, estep_shard, tree_reduce
+from .tasks import add_stats, estep_shard, estep_shards, tree_reduce
 
 
 class DaskExecutor:
@@ -40,7 +40,13 @@ class DaskExecutor:
         # (scatter a one-element list: a dict would be scattered value by value, keyed by
         # its own keys, which then collide between iterations)
         gf = c.scatter([g], broadcast=True, hash=False)[0]
-        keep = [c.submit(estep_shard, p, gf, False, self.threads, pure=False) for p in paths]
+        # shard i always goes to the same worker (its pages stay in that worker's cache), and
+        # each worker sums its shards before anything crosses the network; a dead worker's
+        # share is rescheduled elsewhere by Dask (allow_other_workers)
+        workers = sorted(c.scheduler_info()["workers"])
+        groups = {w: paths[i::len(workers)] for i, w in enumerate(workers)}
+        keep = [c.submit(estep_shards, ps, gf, False, self.threads, workers=[w], allow_other_workers=True,
+                         pure=False) for w, ps in groups.items() if ps]
 
         def add(a, b):
             f = c.submit(add_stats, a, b, pure=False)

@@ -48,6 +48,11 @@ def estep_shard(path: str, g: dict, verify: bool = False, threads: int | None = 
             "task_seconds": time.perf_counter() - t0}
 
 
+def estep_shards(paths, g: dict, verify: bool = False, threads: int | None = None) -> dict:
+    """E-step of several shards on one worker, summed there (one result leaves the worker)."""
+    return tree_reduce([estep_shard(p, g, verify, threads) for p in paths], add_stats)
+
+
 def add_stats(a: dict, b: dict) -> dict:
     """Elementwise sum of two statistic dicts (the tree reduction's node)."""
     return {k: a[k] + b[k] for k in a}
