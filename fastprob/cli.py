@@ -75,6 +75,19 @@ def cmd_corpus_build(a):
         print(f"saved to {a.out}")
 
 
+def cmd_corpus_build_shards(a):
+    from .corpus import build_shards, read_csv, read_jsonl
+
+    if not os.path.exists(a.input):
+        raise SystemExit(f"fastprob: {a.input} not found")
+    reader = read_jsonl if a.input.endswith(".jsonl") else read_csv
+    rep = build_shards(lambda: reader(a.input), a.out, shard_docs=a.shard_docs, max_features=a.max_features,
+                       min_df=a.min_df, min_words=a.min_words, time_mode=a.time_mode, time_width=a.time_width,
+                       total_bytes=os.path.getsize(a.input))
+    print(f"{rep['documents']} documents, {rep['tokens_kept']} tokens, vocabulary {rep['vocabulary']}; "
+          f"passes {rep['pass1_seconds']:.1f}s + {rep['pass2_seconds']:.1f}s; wrote {a.out}")
+
+
 def cmd_corpus_info(a):
     from .corpus import ShardSet
 
@@ -96,6 +109,16 @@ def main(argv=None):
     b.add_argument("--out", help="directory to save the corpus to")
     b.add_argument("--shard-docs", type=int, default=None, help="documents per shard")
     b.set_defaults(fn=cmd_corpus_build)
+    bs = pc.add_parser("build-shards", help="stream a records file too large for memory into shards (2 passes)")
+    bs.add_argument("--input", required=True, help="records .jsonl or .csv (author, timestamp, text)")
+    bs.add_argument("--out", required=True)
+    bs.add_argument("--shard-docs", type=int, default=50000)
+    bs.add_argument("--max-features", type=int, default=10000)
+    bs.add_argument("--min-df", type=int, default=2)
+    bs.add_argument("--min-words", type=int, default=10)
+    bs.add_argument("--time-mode", choices=["absolute", "relative"], default="relative")
+    bs.add_argument("--time-width", type=float, default=7.0, help="bin width in timestamp units (days: 7 = weeks)")
+    bs.set_defaults(fn=cmd_corpus_build_shards)
     i = pc.add_parser("info", help="summarize a saved corpus")
     i.add_argument("path")
     i.set_defaults(fn=cmd_corpus_info)

@@ -24,6 +24,10 @@ def add_commands(sub, corpus_args, build_kw, load_corpus):
     f.add_argument("--time-budget", type=float, default=None, help="seconds")
     f.add_argument("--jobs", type=int, default=None, help="threads")
     f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--backend", choices=["numba", "numpy", "dask", "ray"], default=None,
+                   help="E-step backend; dask/ray run on the shards of a saved corpus (--corpus DIR)")
+    f.add_argument("--address", default=None, help="scheduler address of an existing cluster (dask/ray)")
+    f.add_argument("--workers", type=int, default=2, help="local cluster size when no --address")
     f.add_argument("--out", default="runs/dapper", help="output directory")
     f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     f.set_defaults(fn=lambda a: cmd_fit(a, build_kw, load_corpus))
@@ -40,6 +44,8 @@ def cmd_fit(a, build_kw, load_corpus):
     from .report import write_reports
 
     t0 = time.perf_counter()
+    if a.backend in ("dask", "ray") or (a.batch_size and os.path.isdir(a.corpus) and a.test_fraction == 0):
+        return _fit_shards(a)
     corpus = load_corpus(a.corpus, **build_kw(a))
     print(f"corpus: {corpus}  (dropped: {summary(corpus.report)})")
     train, test = corpus.split(a.test_fraction, seed=a.seed) if a.test_fraction > 0 else (corpus, None)
@@ -67,6 +73,28 @@ def cmd_fit(a, build_kw, load_corpus):
     print(f"authors on one persona (>90%): {summ['share_single_persona']:.0%}; distinct topics among "
           f"personas' top-3: {summ['distinct_top3_topics']}")
     print(f"wrote {a.out}/model.npz, topics.txt, personas.png, authors.csv, persona_summary.json, metrics.json")
+
+
+def _fit_shards(a):
+    """Training straight from a saved shard set (streamed / distributed), no held-out split."""
+    from ..corpus import ShardSet
+    from .dapper import DAPPER
+    from .report import write_reports
+
+    if not os.path.isdir(a.corpus):
+        raise SystemExit("fastprob: --backend dask/ray needs --corpus DIR of a saved corpus "
+                         "(fastprob corpus build ... --out DIR or fastprob corpus build-shards)")
+    ss = ShardSet(a.corpus)
+    model = DAPPER(a.topics, a.personas, regularization=a.regularization, process_noise=a.process_noise,
+                   doc_noise=a.doc_noise, batch_size=a.batch_size, max_epochs=a.epochs, tol=a.tol,
+                   local_tol=a.local_tol, local_solver=a.local_solver, time_budget=a.time_budget, n_jobs=a.jobs,
+                   random_state=a.seed, backend=a.backend, address=a.address, n_workers=a.workers)
+    os.makedirs(a.out, exist_ok=True)
+    model.fit(ss, resume=a.resume, checkpoint=os.path.join(a.out, "checkpoint.npz"))
+    model.save(os.path.join(a.out, "model.npz"))
+    write_reports(model, a.out, metrics={"corpus": a.corpus, "epochs": model.epoch_, "history": model.history_,
+                                         "params": model.get_params()})
+    print(f"epochs: {model.epoch_}, ELBO/word {model.history_[-1]['elbo_per_word']:.4f}; wrote {a.out}")
 
 
 def cmd_report(a):
