@@ -11,33 +11,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 
 import numpy as np
 
+from .._io import atomic_write  # noqa: F401  (re-exported: fastprob.corpus.formats.atomic_write)
 from .corpus import Corpus, CorpusError
-
-
-@contextmanager
-def atomic_write(path, mode="w", encoding="utf-8"):
-    """Open a temporary file next to ``path``; rename it into place only on success."""
-    path = os.fspath(path)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp", dir=d)
-    try:
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding,
-                       newline=None if "b" in mode else "") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_jsonl(path):

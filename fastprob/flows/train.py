@@ -4,13 +4,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import time
 
 import numpy as np
 import torch
 
 from .. import _config
+from .._io import atomic_torch_save
 from .builders import glow, realnvp_image
 from .data import load_images
 from .preprocess import UniformDequantizer, VariationalDequantizer, bits_per_dim
@@ -26,20 +26,6 @@ def build_model(kind, shape, hidden, depth, backend=None):
         n_levels = 2
         return glow(shape, n_levels=n_levels, depth=depth, hidden=hidden, backend=backend)
     raise ValueError(f"unknown model {kind!r}; choose 'realnvp' or 'glow'")
-
-
-def _atomic_save(obj, path):
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp", dir=d)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 @torch.no_grad()
@@ -140,7 +126,7 @@ def train(data="digits", model="realnvp", epochs=30, batch_size=64, lr=1e-3, hid
         rec = {"epoch": epoch + 1, "train_bpd": tot / tr.shape[0],
                "test_bpd": evaluate_bpd(net, dq, te, n_bins), "seconds": time.perf_counter() - t0}
         history.append(rec)
-        _atomic_save({"model": net.state_dict(), "dequant": dq.state_dict(), "opt": opt.state_dict(),
+        atomic_torch_save({"model": net.state_dict(), "dequant": dq.state_dict(), "opt": opt.state_dict(),
                       "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state(), "config": cfg}, ckpt)
         if bar is not None:
             bar.set_postfix(train_bpd=f"{rec['train_bpd']:.3f}", test_bpd=f"{rec['test_bpd']:.3f}")

@@ -17,14 +17,13 @@ component with the others fixed.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 import torch
 from torch import nn
 
 from .. import _config
+from .._io import atomic_torch_save
 
 
 def rsample(flow, n, context=None):
@@ -315,20 +314,11 @@ class BoostedFlow(nn.Module):
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):
-        d = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=os.path.basename(path) + ".tmp")
-        os.close(fd)
-        state = {"state": self.state_dict(), "n_trained": len(self.components), "mixture": self.mixture,
-                 "n_components": self.n_components, "log_z": self.log_z, "log_z_se": self.log_z_se,
-                 "history": self.history, "conditional": self.conditional, "entropy_reg": self.entropy_reg,
-                 "rho_method": self.rho_method}
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        """Write the trained components and weights atomically (reload with ``load``)."""
+        atomic_torch_save({"state": self.state_dict(), "n_trained": len(self.components), "mixture": self.mixture,
+                           "n_components": self.n_components, "log_z": self.log_z, "log_z_se": self.log_z_se,
+                           "history": self.history, "conditional": self.conditional,
+                           "entropy_reg": self.entropy_reg, "rho_method": self.rho_method}, path)
 
     @classmethod
     def load(cls, path, make_component):

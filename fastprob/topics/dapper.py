@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import _config, _dispatch
 from ..corpus import Corpus, ShardSet
-from ..corpus.formats import atomic_write
+from .._io import atomic_write
 from . import mstep
 from .align import align
 
