@@ -33,7 +33,28 @@ class DaskExecutor:
         else:
             self.client = Client(address)
 
-    def run(self, paths, g):
+    def run(self, paths, g, attempts: int = 3):
+        """Statistics of all ``paths``; Dask re-runs tasks of a dead worker itself.  If a
+        worker dies at a moment Dask cannot recover from (a future reported as "already
+        forgotten"/cancelled), the whole iteration is recomputed: the result is a pure
+        function of (paths, g), and a failed attempt's partial sums are discarded, so
+        statistics are still reduced exactly once."""
+        import asyncio
+
+        from distributed.client import FutureCancelledError
+
+        try:
+            from distributed.scheduler import KilledWorker
+        except ImportError:  # pragma: no cover
+            KilledWorker = RuntimeError
+        for attempt in range(attempts):
+            try:
+                return self._run_once(paths, g)
+            except (FutureCancelledError, KilledWorker, asyncio.CancelledError):
+                if attempt == attempts - 1:
+                    raise
+
+    def _run_once(self, paths, g):
         c = self.client
         # once per iteration, replicated on every worker (so it survives a worker loss); a
         # fresh key each time (hash=False) so no iteration can touch another's data
@@ -45,16 +66,15 @@ class DaskExecutor:
         # share is rescheduled elsewhere by Dask (allow_other_workers)
         workers = sorted(c.scheduler_info()["workers"])
         groups = {w: paths[i::len(workers)] for i, w in enumerate(workers)}
-        keep = [c.submit(estep_shards, ps, gf, False, self.threads, workers=[w], allow_other_workers=True,
+        futs = [c.submit(estep_shards, ps, gf, False, self.threads, workers=[w], allow_other_workers=True,
                          pure=False) for w, ps in groups.items() if ps]
-
-        def add(a, b):
-            f = c.submit(add_stats, a, b, pure=False)
-            keep.append(f)  # hold every intermediate until the end: releasing one early can
-            return f        # make the scheduler forget a dependency of a pending sum
-
-        out = tree_reduce(list(keep), add).result()
-        del keep, gf
+        # each worker's shards are already tree-summed on that worker; the W partial sums are
+        # gathered and summed pairwise here.  (Chaining sum tasks on the workers instead made
+        # a killed worker occasionally take a pending sum's inputs with it - "already
+        # forgotten" - while a gathered result can only be lost by being recomputed.)
+        out = tree_reduce(c.gather(futs), add_stats)
+        del futs
+        del gf
         return out
 
     def workers(self):
