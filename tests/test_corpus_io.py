@@ -155,3 +155,29 @@ def test_atomic_write_cleans_up(tmp_path):
             f.write("partial")
             raise RuntimeError
     assert os.listdir(tmp_path) == []
+
+
+def test_merge_corpora_built_separately(backend_mode):
+    from fastprob.corpus import build_corpus, merge
+
+    recs = [("ann", float(d), t) for d, t in enumerate(
+        ["apple banana cherry", "banana durian", "fig grape apple", "kiwi lemon mango apple", "zebra"])]
+    recs += [("bob", 7.0, "mango kiwi banana"), ("cat", 3.0, "grape grape zebra yak")]
+    kw = dict(min_words=1, min_len=3, stopwords=None, time_width=1.0)
+    whole = build_corpus(recs, **kw)
+    a, b = build_corpus(recs[:4], **kw), build_corpus(recs[4:], **kw)
+    m = merge([a, b])
+    # same documents, same counts per word string, same authors and times
+    X = {(d, m.vocab[j]): c for d in range(m.n_docs)
+         for j, c in zip(m.indices[m.indptr[d]:m.indptr[d + 1]], m.counts[m.indptr[d]:m.indptr[d + 1]])}
+    Y = {(d, whole.vocab[j]): c for d in range(whole.n_docs)
+         for j, c in zip(whole.indices[whole.indptr[d]:whole.indptr[d + 1]],
+                         whole.counts[whole.indptr[d]:whole.indptr[d + 1]])}
+    assert X == Y
+    assert [m.author_names[i] for i in m.authors] == [whole.author_names[i] for i in whole.authors]
+    np.testing.assert_array_equal(m.time_values[m.times], whole.time_values[whole.times])
+    for d in range(m.n_docs):  # rows stay sorted after remapping
+        row = m.indices[m.indptr[d]:m.indptr[d + 1]]
+        assert np.all(np.diff(row) > 0)
+    with pytest.raises(Exception, match="time binning"):
+        merge([a, build_corpus(recs[4:], min_words=1, time_width=7.0)])

@@ -275,6 +275,12 @@ class DAPPER:
         self._alpha_cov_off, self._alpha_logdet = info["cov_off"], info["logdet_post"]
         self.vocab_ = list(corpus_like.vocab)
         self.author_names_ = list(corpus_like.author_names)
+        man = getattr(corpus_like, "manifest", None)
+        rep = man.get("report", {}) if man else getattr(corpus_like, "report", {})
+        # how time steps map back to timestamps (reports label the axis in years)
+        self.time_info_ = {"mode": man["time_mode"] if man else corpus_like.time_mode,
+                           "width": man["time_width"] if man else corpus_like.time_width,
+                           "origin": rep.get("time_origin")}
         self.n_docs_t_ = np.asarray(n_docs_t, dtype=np.float64)
         self.n_docs_total_ = float(self.n_docs_t_.sum())
         self.epoch_ = 0
@@ -506,7 +512,8 @@ class DAPPER:
                 "n_updates": self.n_updates_, "history": self.history_,
                 "n_docs_total": self.n_docs_total_,
                 "rng_seed": getattr(self, "_rng_seed_for_resume", None),
-                "stop_reason": getattr(self, "stop_reason_", None)}
+                "stop_reason": getattr(self, "stop_reason_", None),
+                "time_info": getattr(self, "time_info_", None)}
         arrays = {k.strip("_") if k.startswith("_") else k: getattr(self, k) for k in self._ARRAYS}
         with atomic_write(path, "wb") as f:
             np.savez(f, meta=np.frombuffer(json.dumps(meta, default=float).encode(), dtype=np.uint8), **arrays)
@@ -533,6 +540,8 @@ class DAPPER:
         self._rng_seed_for_resume = meta.get("rng_seed")
         if meta.get("stop_reason"):
             self.stop_reason_ = meta["stop_reason"]
+        if meta.get("time_info"):
+            self.time_info_ = meta["time_info"]
 
     def _rng_state_seed(self):
         s = getattr(self, "_rng_seed_for_resume", None)

@@ -134,11 +134,14 @@ def write_reports(model, out_dir, corpus=None, metrics: dict | None = None) -> d
         for k, ws in enumerate(words):
             f.write(f"topic {k:3d} ({shares[k]:.3f}): {' '.join(ws)}\n")
     labels, label = None, None
-    if corpus is not None and corpus.time_mode == "absolute" and corpus.report.get("time_origin") is not None:
-        labels = days_to_years(model.time_values_, corpus.report["time_origin"], corpus.time_width)
+    info = getattr(model, "time_info_", None) or {}
+    if corpus is not None:
+        info = {"mode": corpus.time_mode, "width": corpus.time_width, "origin": corpus.report.get("time_origin")}
+    if info.get("mode") == "absolute" and info.get("origin") is not None:
+        labels = days_to_years(model.time_values_, info["origin"], info["width"])
         label = "year"
-    elif corpus is not None and corpus.time_mode == "relative":
-        label = f"time since the author's first document (units of {corpus.time_width:g})"
+    elif info.get("mode") == "relative":
+        label = f"time since the author's first document (units of {info['width']:g})"
     persona_plot(model, os.path.join(out_dir, "personas.png"), time_labels=labels, time_label=label)
     with open(os.path.join(out_dir, "authors.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
