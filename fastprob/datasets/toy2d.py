@@ -48,21 +48,27 @@ def sample_toy(name: str, n: int, seed=0) -> np.ndarray:
 
 
 def energy(name: str, z: torch.Tensor) -> torch.Tensor:
-    """The unnormalized target -log p(z) of Rezende & Mohamed (2015), U1..U4, for z (B, 2)."""
+    """The unnormalized target -log p(z) of Rezende & Mohamed (2015), U1..U4, for z (B, 2).
+
+    U2-U4 do not depend on how far z1 goes (exp(-U) is not integrable: reverse KL would
+    reward spreading z1 without end), so they get a soft box on z1, (z1 / 4)^8 / 2, which
+    is ~0 inside the [-4, 4] window the densities are drawn on.
+    """
     z1, z2 = z[:, 0], z[:, 1]
     w1 = torch.sin(2 * math.pi * z1 / 4)
+    box = 0.5 * (z1 / 4) ** 8
     if name == "U1":
         r = torch.linalg.norm(z, dim=1)
         return 0.5 * ((r - 2) / 0.4) ** 2 - torch.logsumexp(
             torch.stack([-0.5 * ((z1 - 2) / 0.6) ** 2, -0.5 * ((z1 + 2) / 0.6) ** 2]), 0)
     if name == "U2":
-        return 0.5 * ((z2 - w1) / 0.4) ** 2
+        return 0.5 * ((z2 - w1) / 0.4) ** 2 + box
     if name == "U3":
         w2 = 3 * torch.exp(-0.5 * ((z1 - 1) / 0.6) ** 2)
         return -torch.logsumexp(torch.stack([-0.5 * ((z2 - w1) / 0.35) ** 2,
-                                             -0.5 * ((z2 - w1 + w2) / 0.35) ** 2]), 0)
+                                             -0.5 * ((z2 - w1 + w2) / 0.35) ** 2]), 0) + box
     if name == "U4":
         w3 = 3 * torch.sigmoid((z1 - 1) / 0.3)
         return -torch.logsumexp(torch.stack([-0.5 * ((z2 - w1) / 0.4) ** 2,
-                                             -0.5 * ((z2 - w1 + w3) / 0.35) ** 2]), 0)
+                                             -0.5 * ((z2 - w1 + w3) / 0.35) ** 2]), 0) + box
     raise ValueError(f"unknown energy {name!r}; choose one of {ENERGIES}")

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from .gbnf import BoostedFlow, _golden, rsample
+from .gbnf import BoostedFlow, _golden, freeze_init, rsample
 
 
 def reverse_kl(log_q, u):
@@ -21,6 +21,7 @@ def reverse_kl(log_q, u):
 
 def fit_flow_reverse_kl(flow, energy_fn, steps=2000, batch=512, lr=1e-3, seed=0):
     torch.manual_seed(seed)
+    freeze_init(flow)
     opt = torch.optim.Adam(flow.parameters(), lr=lr)
     for _ in range(steps):
         z, log_q = rsample(flow, batch)
@@ -55,12 +56,16 @@ def fit_boosted_reverse_kl(boosted: BoostedFlow, energy_fn, steps=2000, batch=51
             else:
                 log_G = log_g
             loss = (log_G + energy_fn(z)).mean()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite reverse-KL loss while training component {c}; "
+                                         "lower lr or use fewer steps")
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(g.parameters(), 100.0)
             opt.step()
         for p in g.parameters():
             p.requires_grad_(False)
+        freeze_init(g).eval()
         prev = boosted.rho.double().cpu()
         boosted.components.append(g)
         if c == 0:

@@ -26,8 +26,19 @@ from .. import _config
 from .._io import atomic_torch_save
 
 
+def freeze_init(flow):
+    """Mark data-dependent initializations (ActNorm) as done, so a later forward pass in
+    training mode cannot re-initialize a layer and silently change the density.  Needed
+    when a flow is trained through its inverse only (reverse KL)."""
+    for m in flow.modules():
+        if hasattr(m, "initialized") and hasattr(m, "_init"):
+            m.initialized.fill_(True)
+    return flow
+
+
 def rsample(flow, n, context=None):
     """Reparameterized samples of a flow and their log-density (gradients flow through both)."""
+    freeze_init(flow)
     p = next(flow.parameters())
     eps = flow.base.sample(n, flow.dim, 1.0, device=p.device, dtype=p.dtype)
     x, ld_inv = flow.inverse(eps, context)
@@ -37,6 +48,12 @@ def rsample(flow, n, context=None):
 def _golden(f, lo=0.0, hi=1.0, tol=1e-4):
     """Maximize a unimodal-ish f on [lo, hi] (golden section), checking the end points too."""
     g = (math.sqrt(5) - 1) / 2
+    f0 = f
+
+    def f(r):  # a non-finite objective (a diverged component) must never win
+        v = f0(r)
+        return v if math.isfinite(v) else -math.inf
+
     a, b = lo, hi
     c, d = b - g * (b - a), a + g * (b - a)
     fc, fd = f(c), f(d)
@@ -239,6 +256,7 @@ class BoostedFlow(nn.Module):
             self._fit_component(g, x, context, sample_w, epochs, batch_size, lr, rng, bar)
             for p in g.parameters():
                 p.requires_grad_(False)
+            g.eval()
             self.components.append(g)
             with torch.no_grad():
                 lg_val = self.component_log_probs(x_val, context_val)
@@ -331,4 +349,5 @@ class BoostedFlow(nn.Module):
         for p in m.parameters():
             p.requires_grad_(False)
         m.log_z, m.log_z_se, m.history = s["log_z"], s["log_z_se"], s["history"]
+        m.eval()
         return m
