@@ -6,41 +6,46 @@ log|det dx/dz|.  ``Flow.log_prob(x) = base.log_prob(z) + logdet``.
 """
 from __future__ import annotations
 
+import abc
 import math
 
 import torch
 from torch import nn
 
 
-class Transform(nn.Module):
+class Transform(nn.Module, metaclass=abc.ABCMeta):
     """A bijection with a log-determinant.  Subclasses implement forward and inverse."""
 
-    def forward(self, x, context=None):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def forward(self, x, context=None):
+        """x -> (z, log|det dz/dx| of shape (B,))."""
 
-    def inverse(self, z, context=None):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def inverse(self, z, context=None):
+        """z -> (x, log|det dx/dz| of shape (B,))."""
 
     def out_shape(self, shape):
         """Event shape (without batch) of the output for an input of event shape ``shape``."""
         return shape
 
 
-class Split(nn.Module):
+class Split(nn.Module, metaclass=abc.ABCMeta):
     """Marks where a multi-scale flow factors out part of z (see :class:`Flow`).
 
     ``split(z) -> (kept, factored)``; ``merge(kept, factored) -> z``.
     """
 
-    def split(self, z):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def split(self, z):
+        """z -> (kept, factored)."""
 
-    def merge(self, kept, factored):  # pragma: no cover - interface
-        raise NotImplementedError
+    @abc.abstractmethod
+    def merge(self, kept, factored):
+        """Inverse of :meth:`split`."""
 
-    def shapes(self, shape):  # pragma: no cover - interface
+    @abc.abstractmethod
+    def shapes(self, shape):
         """(kept shape, factored shape) for an input event shape."""
-        raise NotImplementedError
 
 
 class StandardNormal(nn.Module):
