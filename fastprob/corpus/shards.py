@@ -27,6 +27,7 @@ import zlib
 
 import numpy as np
 
+from .._io import atomic_write
 from .corpus import Corpus, CorpusError
 
 MAGIC = b"FPSHARD1"
@@ -73,42 +74,33 @@ def write_shard(path, indptr, indices, counts, authors, times, timestamps) -> di
     arrays = dict(indptr=indptr, indices=indices, counts=counts, authors=authors, times=times,
                   timestamps=timestamps)
     layout, total = _layout(n_docs, nnz)
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".tmp", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(b"\0" * HEADER_SIZE)
-            crc = 0
-            pos = HEADER_SIZE
-            for name, dt, off, n in layout:
-                if pos < off:
-                    pad = b"\0" * (off - pos)
-                    f.write(pad)
-                    crc = zlib.crc32(pad, crc)
-                    pos = off
-                a = np.ascontiguousarray(arrays[name], dtype=dt)
-                if a.shape != (n,):
-                    raise ShardError(f"shard array {name} has shape {a.shape}, expected ({n},)")
-                b = a.tobytes()
-                f.write(b)
-                crc = zlib.crc32(b, crc)
-                pos += len(b)
-            if pos < total:
-                pad = b"\0" * (total - pos)
+    with atomic_write(path, "wb") as f:
+        f.write(b"\0" * HEADER_SIZE)
+        crc = 0
+        pos = HEADER_SIZE
+        for name, dt, off, n in layout:
+            if pos < off:
+                pad = b"\0" * (off - pos)
                 f.write(pad)
                 crc = zlib.crc32(pad, crc)
-            head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, n_docs, nnz, crc & 0xFFFFFFFF, 0)
-            hcrc = zlib.crc32(head[:36]) & 0xFFFFFFFF
-            head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, n_docs, nnz, crc & 0xFFFFFFFF, hcrc)
-            f.seek(0)
-            f.write(head.ljust(HEADER_SIZE, b"\0"))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+                pos = off
+            a = np.ascontiguousarray(arrays[name], dtype=dt)
+            if a.shape != (n,):
+                raise ShardError(f"shard array {name} has shape {a.shape}, expected ({n},)")
+            b = a.tobytes()
+            f.write(b)
+            crc = zlib.crc32(b, crc)
+            pos += len(b)
+        if pos < total:
+            pad = b"\0" * (total - pos)
+            f.write(pad)
+            crc = zlib.crc32(pad, crc)
+        head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, n_docs, nnz, crc & 0xFFFFFFFF, 0)
+        hcrc = zlib.crc32(head[:36]) & 0xFFFFFFFF
+        head = _HEADER.pack(MAGIC, FORMAT_VERSION, 0, n_docs, nnz, crc & 0xFFFFFFFF, hcrc)
+        f.seek(0)  # the header (with the payload's CRC) goes in last
+        f.write(head.ljust(HEADER_SIZE, b"\0"))
+        f.seek(0, 2)
     return {"file": os.path.basename(path), "n_docs": n_docs, "nnz": nnz, "bytes": total,
             "crc32": crc & 0xFFFFFFFF}
 

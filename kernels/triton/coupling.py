@@ -71,9 +71,8 @@ def _index(offs, b, N_PER, HW, W, CT0, CT, PARITY, MASK: tl.constexpr):
 
 
 @triton.jit
-def _coupling_fwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, y_ptr, ld_ptr, N_PER, HW, W, CT0, CT, PARITY,
-                         INVERSE: tl.constexpr, MASK: tl.constexpr, SCALE: tl.constexpr,
-                         BLOCK: tl.constexpr):
+def _load(x_ptr, s_ptr, t_ptr, a_ptr, N_PER, HW, W, CT0, CT, PARITY, MASK: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's block of one sample: x for every element, s, t and a where transformed."""
     b = tl.program_id(0)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     inb = offs < N_PER
@@ -83,6 +82,15 @@ def _coupling_fwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, y_ptr, ld_ptr, N_PER, HW, W
     s = tl.load(s_ptr + sidx, mask=m, other=0.0)
     t = tl.load(t_ptr + sidx, mask=m, other=0.0)
     a = tl.load(a_ptr + cs, mask=m, other=0.0)
+    return b, offs, inb, m, sidx, cs, x, s, t, a
+
+
+@triton.jit
+def _coupling_fwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, y_ptr, ld_ptr, N_PER, HW, W, CT0, CT, PARITY,
+                         INVERSE: tl.constexpr, MASK: tl.constexpr, SCALE: tl.constexpr,
+                         BLOCK: tl.constexpr):
+    b, offs, inb, m, sidx, cs, x, s, t, a = _load(x_ptr, s_ptr, t_ptr, a_ptr, N_PER, HW, W, CT0, CT, PARITY,
+                                                   MASK, BLOCK)
     g, dg = _scale(s, a, SCALE)
     g = tl.where(m, g, 0.0)
     if INVERSE:
@@ -99,17 +107,10 @@ def _coupling_fwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, y_ptr, ld_ptr, N_PER, HW, W
 def _coupling_bwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, dy_ptr, dld_ptr, dx_ptr, ds_ptr, dt_ptr, da_ptr,
                          N_PER, HW, W, CT0, CT, PARITY, INVERSE: tl.constexpr, MASK: tl.constexpr,
                          SCALE: tl.constexpr, BLOCK: tl.constexpr):
-    b = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
-    inb = offs < N_PER
-    x = tl.load(x_ptr + b * N_PER + offs, mask=inb, other=0.0)
+    b, offs, inb, m, sidx, cs, x, s, t, a = _load(x_ptr, s_ptr, t_ptr, a_ptr, N_PER, HW, W, CT0, CT, PARITY,
+                                                   MASK, BLOCK)
     dy = tl.load(dy_ptr + b * N_PER + offs, mask=inb, other=0.0)
     dld = tl.load(dld_ptr + b)
-    trans, sidx, cs = _index(offs, b, N_PER, HW, W, CT0, CT, PARITY, MASK)
-    m = inb & trans
-    s = tl.load(s_ptr + sidx, mask=m, other=0.0)
-    t = tl.load(t_ptr + sidx, mask=m, other=0.0)
-    a = tl.load(a_ptr + cs, mask=m, other=0.0)
     g, dg = _scale(s, a, SCALE)
     if INVERSE:
         eg = tl.exp(-g)
