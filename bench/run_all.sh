@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Run every CPU benchmark once, appending to bench/results.csv (about 15 minutes on 2 cores).
+# Run every benchmark once, appending to bench/results.csv (about 40 minutes on 2 cores).
+# bench_large_corpus needs Debian's linux-source-6.1 and python3.11-doc packages;
+# bench_flows_gpu measures only where a CUDA GPU is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m bench.bench_counting
@@ -10,4 +12,10 @@ python -m bench.bench_dapper_memory
 python -m bench.bench_pwll --corpus dap --budget 20
 python -m bench.bench_pwll --corpus sotu --budget 20
 python -m bench.bench_flows_cpu
-python -m bench.bench_flows_gpu   # measures only where a CUDA GPU is present
+python -m bench.bench_flows_gpu
+python -m bench.bench_gbnf toys
+python -m bench.bench_gbnf tabular
+python -m bench.bench_gbnf match
+python -m bench.bench_gbnf cost
+python -m bench.bench_distributed
+python -m bench.bench_large_corpus
