@@ -71,10 +71,17 @@ def local_step(ids, cnts, elogk_a, alpha_t, alpha_sq_t, ebT, doc_noise, tol, max
                 break
     elif solver == "squarem":
         args = (eb, cnts, N, elogk_a, alpha_t, alpha_sq_t, s2)
+        # convergence is judged on the plain steps x -> F(x); the answer is then x itself
         while n_iter < max_iters:
             m1, v1 = _cvi_map(m, v, *args)
+            n_iter += 1
+            if np.abs(m1 - m).mean() < tol:
+                break
             m2, v2 = _cvi_map(m1, v1, *args)
-            n_iter += 2
+            n_iter += 1
+            if np.abs(m2 - m1).mean() < tol:
+                m, v = m1, v1
+                break
             x0 = np.concatenate([m, np.log(v)])
             x1 = np.concatenate([m1, np.log(v1)])
             x2 = np.concatenate([m2, np.log(v2)])
@@ -86,12 +93,8 @@ def local_step(ids, cnts, elogk_a, alpha_t, alpha_sq_t, ebT, doc_noise, tol, max
                 mx, vx = xn[:K], np.exp(np.minimum(xn[K:], 50.0))
             else:  # extrapolation left the safe region: take the plain double step
                 mx, vx = m2, v2
-            m_new, v_new = _cvi_map(mx, vx, *args)
+            m, v = _cvi_map(mx, vx, *args)
             n_iter += 1
-            diff = np.abs(m_new - m).mean()
-            m, v = m_new, v_new
-            if diff < tol:
-                break
     else:
         raise ValueError(f"unknown local solver {solver!r}; use 'cvi' or 'squarem'")
     shift, inv_norm, _, tau = _phi_tau(m, eb, cnts, elogk_a, alpha_t, alpha_sq_t, s2)
