@@ -25,10 +25,20 @@ class DaskExecutor:
         self.threads = threads_per_worker
         self._cluster = None
         if address is None:
-            # worker processes inherit this: one Numba pool of `threads` per worker
+            # worker processes (and their nannies, which restart them) inherit this: one
+            # Numba pool of `threads` per worker.  Restored afterwards: Numba re-reads the
+            # variable whenever it compiles, and a changed value in this process, whose
+            # pool is already running, would make every later compilation fail.
+            prev = os.environ.get("NUMBA_NUM_THREADS")
             os.environ["NUMBA_NUM_THREADS"] = str(max(threads_per_worker, 1))
-            self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=None, memory_limit=0)
+            try:
+                self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                                             dashboard_address=None, memory_limit=0)
+            finally:
+                if prev is None:
+                    os.environ.pop("NUMBA_NUM_THREADS", None)
+                else:
+                    os.environ["NUMBA_NUM_THREADS"] = prev
             self.client = Client(self._cluster)
         else:
             self.client = Client(address)
