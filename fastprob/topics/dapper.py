@@ -47,8 +47,9 @@ class DAPPER:
         CVI step r of the local update (0 < r <= 1).
     local_solver : "squarem" (default) or "cvi"
         "cvi" is the damped CVI update of the specification; "squarem" applies the same
-        (undamped) CVI map with SQUAREM extrapolation: the same fixed point in about half
-        the passes, and closer to it at the same tolerance (bench/bench_estep.py measures
+        (undamped) CVI map with SQUAREM extrapolation: the same fixed point in ~40% of
+        the passes, and closer to it at the same tolerance; it stops when one plain map
+        step changes m by less than local_tol on average (bench/bench_estep.py measures
         both; see the README).
     learning_offset, learning_decay : float
         Mini-batch learning rate r_i = (offset + i) ** -decay (decay in (0.5, 1]).
