@@ -35,86 +35,90 @@ MAX_JUMP = 5.0  # largest SQUAREM extrapolation beyond the plain double step, pe
 GATHER_ROWS = 4096  # documents with more distinct words are not copied into the buffer
 
 
+# The building blocks work on four rows at a time: a K-long dot product is a reduction
+# chain, latency-bound on its own, so four independent rows share the loads of x (measured
+# 4x over one row at a time); an axpy of four rows needs a quarter of the loads and stores of out.
+# Rows are indexed as R[i, k], not through row views, which would cost reference counting.
+@njit(inline="always", **FLAGS)
+def _dot4(R, i0, i1, i2, i3, x):
+    a0 = 0.0
+    a1 = 0.0
+    a2 = 0.0
+    a3 = 0.0
+    for k in range(x.shape[0]):
+        xk = x[k]
+        a0 += R[i0, k] * xk
+        a1 += R[i1, k] * xk
+        a2 += R[i2, k] * xk
+        a3 += R[i3, k] * xk
+    return a0, a1, a2, a3
+
+
+@njit(inline="always", **FLAGS)
+def _dot1(R, i, x):
+    a = 0.0
+    for k in range(x.shape[0]):
+        a += R[i, k] * x[k]
+    return a
+
+
+@njit(inline="always", **FLAGS)
+def _axpy4(R, i0, i1, i2, i3, c0, c1, c2, c3, out):
+    for k in range(out.shape[0]):
+        out[k] += R[i0, k] * c0 + R[i1, k] * c1 + R[i2, k] * c2 + R[i3, k] * c3
+
+
+@njit(inline="always", **FLAGS)
+def _axpy1(R, i, c, out):
+    for k in range(out.shape[0]):
+        out[k] += R[i, k] * c
+
+
 @njit(inline="always", **FLAGS)
 def _word_pass(R, ridx, cnt, em, inv_norm, phisum):
-    """inv_norm_j = 1 / (R[ridx_j] . em) and phisum = sum_j cnt_j inv_norm_j R[ridx_j]."""
-    K = em.shape[0]
+    """inv_norm_j = 1 / (R[ridx_j] . em) and phisum = sum_j cnt_j inv_norm_j R[ridx_j]; each
+    group of four rows is added to phisum right after its dot products, while in L1."""
     u = ridx.shape[0]
-    for k in range(K):
-        phisum[k] = 0.0
+    phisum[:] = 0.0
     j = 0
-    # rows are indexed as R[i, k], not through row views, which would cost reference counting
     while j + 4 <= u:
-        i0 = ridx[j]
-        i1 = ridx[j + 1]
-        i2 = ridx[j + 2]
-        i3 = ridx[j + 3]
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
-        for k in range(K):
-            x = em[k]
-            a0 += R[i0, k] * x
-            a1 += R[i1, k] * x
-            a2 += R[i2, k] * x
-            a3 += R[i3, k] * x
-        r0 = 1.0 / a0
-        r1 = 1.0 / a1
-        r2 = 1.0 / a2
-        r3 = 1.0 / a3
-        inv_norm[j] = r0
-        inv_norm[j + 1] = r1
-        inv_norm[j + 2] = r2
-        inv_norm[j + 3] = r3
-        c0 = cnt[j] * r0
-        c1 = cnt[j + 1] * r1
-        c2 = cnt[j + 2] * r2
-        c3 = cnt[j + 3] * r3
-        for k in range(K):
-            phisum[k] += R[i0, k] * c0 + R[i1, k] * c1 + R[i2, k] * c2 + R[i3, k] * c3
+        i0, i1, i2, i3 = ridx[j], ridx[j + 1], ridx[j + 2], ridx[j + 3]
+        a0, a1, a2, a3 = _dot4(R, i0, i1, i2, i3, em)
+        r0, r1, r2, r3 = 1.0 / a0, 1.0 / a1, 1.0 / a2, 1.0 / a3
+        inv_norm[j], inv_norm[j + 1], inv_norm[j + 2], inv_norm[j + 3] = r0, r1, r2, r3
+        _axpy4(R, i0, i1, i2, i3, cnt[j] * r0, cnt[j + 1] * r1, cnt[j + 2] * r2, cnt[j + 3] * r3, phisum)
         j += 4
     while j < u:
-        i0 = ridx[j]
-        a0 = 0.0
-        for k in range(K):
-            a0 += R[i0, k] * em[k]
-        r0 = 1.0 / a0
+        r0 = 1.0 / _dot1(R, ridx[j], em)
         inv_norm[j] = r0
-        c0 = cnt[j] * r0
-        for k in range(K):
-            phisum[k] += R[i0, k] * c0
+        _axpy1(R, ridx[j], cnt[j] * r0, phisum)
         j += 1
 
 
 @njit(inline="always", **FLAGS)
 def _rows_dot(A, x, out):
-    """out_i = A[i] . x, four rows at a time: K-long dot products are latency-bound
-    (a reduction chain each), so independent rows are interleaved (measured 4x)."""
+    """out_i = A[i] . x."""
     n = A.shape[0]
-    K = x.shape[0]
     i = 0
     while i + 4 <= n:
-        a0 = 0.0
-        a1 = 0.0
-        a2 = 0.0
-        a3 = 0.0
-        for k in range(K):
-            xk = x[k]
-            a0 += A[i, k] * xk
-            a1 += A[i + 1, k] * xk
-            a2 += A[i + 2, k] * xk
-            a3 += A[i + 3, k] * xk
-        out[i] = a0
-        out[i + 1] = a1
-        out[i + 2] = a2
-        out[i + 3] = a3
+        out[i], out[i + 1], out[i + 2], out[i + 3] = _dot4(A, i, i + 1, i + 2, i + 3, x)
         i += 4
     while i < n:
-        a0 = 0.0
-        for k in range(K):
-            a0 += A[i, k] * x[k]
-        out[i] = a0
+        out[i] = _dot1(A, i, x)
+        i += 1
+
+
+@njit(inline="always", **FLAGS)
+def _rows_axpy(A, w, out):
+    """out = sum_i w_i A[i]."""
+    n = A.shape[0]
+    out[:] = 0.0
+    i = 0
+    while i + 4 <= n:
+        _axpy4(A, i, i + 1, i + 2, i + 3, w[i], w[i + 1], w[i + 2], w[i + 3], out)
+        i += 4
+    while i < n:
+        _axpy1(A, i, w[i], out)
         i += 1
 
 
@@ -143,29 +147,6 @@ def _phi_tau(R, ridx, cnt, elogk_a, alpha_t, asq_t, s2, m, em, phisum, tau, inv_
     for p in range(P):
         tau[p] /= tot
     return shift
-
-
-@njit(inline="always", **FLAGS)
-def _rows_axpy(A, w, out):
-    """out = sum_i w_i A[i], four rows per sweep over out (a quarter of the loads/stores)."""
-    n = A.shape[0]
-    K = out.shape[0]
-    for k in range(K):
-        out[k] = 0.0
-    i = 0
-    while i + 4 <= n:
-        w0 = w[i]
-        w1 = w[i + 1]
-        w2 = w[i + 2]
-        w3 = w[i + 3]
-        for k in range(K):
-            out[k] += A[i, k] * w0 + A[i + 1, k] * w1 + A[i + 2, k] * w2 + A[i + 3, k] * w3
-        i += 4
-    while i < n:
-        w0 = w[i]
-        for k in range(K):
-            out[k] += A[i, k] * w0
-        i += 1
 
 
 @njit(inline="always", **FLAGS)

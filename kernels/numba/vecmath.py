@@ -28,6 +28,9 @@ LN2_HI = 0.6931471803691238  # ln 2 split so n * LN2_HI is exact for |n| < 2**20
 LN2_LO = 1.9082149292705877e-10
 SQRT2 = 1.4142135623730951
 EXP_LIMIT = 708.0
+# Horner coefficients, highest power first: 1/n! for n = 12..0, and 1/(2n+1) for n = 10..0
+_EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
+_ATANH_SERIES = tuple(1.0 / (2 * n + 1) for n in range(10, -1, -1))
 _FLAGS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 
@@ -57,19 +60,9 @@ def vexp(x):
     x = min(max(x, -EXP_LIMIT), EXP_LIMIT)
     n = math.floor(x * LOG2E + 0.5)
     r = (x - n * LN2_HI) - n * LN2_LO  # |r| <= ln2 / 2, so degree 12 is accurate to 2e-16
-    p = 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
+    p = 0.0
+    for c in _EXP_TAYLOR:  # Horner; a loop over a constant tuple, unrolled by LLVM
+        p = p * r + c
     return p * _bits_as_float((np.int64(n) + 1023) << 52)
 
 
@@ -84,16 +77,8 @@ def vlog(x):
     e = e + 1 if big else e
     s = (f - 1.0) / (f + 1.0)  # |s| <= 0.172: log f = 2 atanh(s), series to s**21
     s2 = s * s
-    p = 1.0 / 21.0
-    p = p * s2 + 1.0 / 19.0
-    p = p * s2 + 1.0 / 17.0
-    p = p * s2 + 1.0 / 15.0
-    p = p * s2 + 1.0 / 13.0
-    p = p * s2 + 1.0 / 11.0
-    p = p * s2 + 1.0 / 9.0
-    p = p * s2 + 1.0 / 7.0
-    p = p * s2 + 1.0 / 5.0
-    p = p * s2 + 1.0 / 3.0
-    p = p * s2 + 1.0
+    p = 0.0
+    for c in _ATANH_SERIES:
+        p = p * s2 + c
     fe = np.float64(e)
     return 2.0 * s * p + fe * LN2_HI + fe * LN2_LO
