@@ -19,7 +19,7 @@ def add_commands(sub, corpus_args, build_kw, load_corpus):
     f.add_argument("--epochs", type=int, default=30)
     f.add_argument("--tol", type=float, default=1e-4)
     f.add_argument("--local-tol", type=float, default=1e-3)
-    f.add_argument("--local-solver", choices=["squarem", "cvi"], default="squarem")
+    f.add_argument("--local-solver", choices=["newton", "squarem", "cvi"], default="newton")
     f.add_argument("--test-fraction", type=float, default=0.1, help="held-out share of each author's documents")
     f.add_argument("--time-budget", type=float, default=None, help="seconds")
     f.add_argument("--jobs", type=int, default=None, help="threads")
