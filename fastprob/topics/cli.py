@@ -12,7 +12,7 @@ def add_commands(sub, corpus_args, build_kw, load_corpus):
     corpus_args(f)
     f.add_argument("--topics", type=int, default=25)
     f.add_argument("--personas", type=int, default=15)
-    f.add_argument("--regularization", type=float, default=0.2)
+    f.add_argument("--regularization", type=float, default=0.0)
     f.add_argument("--process-noise", type=float, default=0.2)
     f.add_argument("--doc-noise", type=float, default=1.0)
     f.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")

@@ -31,6 +31,9 @@ class DAPPER:
         K topics and P personas.
     regularization : float
         RVI strength rho in [0, 1): pushes persona trajectories apart (thesis: 0.1-0.3).
+        Default 0: with rho > 0 the penalized objective is unbounded above on real corpora
+        (README, "Why the ELBO collapsed"); full-batch fits then stop by the ELBO without
+        the penalty and keep the best epoch's globals.
     process_noise : float
         Brownian-motion variance of persona trajectories per unit of time.
     doc_noise : float
@@ -85,7 +88,7 @@ class DAPPER:
     history_ : list of dicts, one per epoch (elbo, held-out pwll, seconds, ...)
     """
 
-    def __init__(self, n_topics: int = 25, n_personas: int = 15, regularization: float = 0.2,
+    def __init__(self, n_topics: int = 25, n_personas: int = 15, regularization: float = 0.0,
                  process_noise: float = 0.2, doc_noise: float = 1.0, batch_size: int | None = None,
                  max_epochs: int = 50, tol: float = 1e-4, local_tol: float = 1e-3,
                  max_local_iters: int = 50, step_size: float = 0.7, learning_offset: float = 10.0,
@@ -297,6 +300,7 @@ class DAPPER:
         self.n_updates_ = 0
         self.history_ = []
         self._warm_ = None
+        self._guard_best_ = None
 
     # ------------------------------------------------------------------ fitting
     def fit(self, corpus, test: Corpus | None = None, resume: bool = False, checkpoint=None):
@@ -361,8 +365,13 @@ class DAPPER:
                 else:
                     elbo, iters = self._minibatch_epoch(corpus, rng, bar)
                 self.epoch_ += 1
-                rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / max(self._n_tokens(corpus), 1),
+                ntok = max(self._n_tokens(corpus), 1)
+                rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / ntok,
                        "mean_local_iters": iters, "seconds": time.perf_counter() - t0}
+                if self.regularization > 0:
+                    # the bound on log p(w) itself: the objective without the RVI penalty term
+                    rec["elbo_unpenalized"] = elbo + self._last_penalty
+                    rec["elbo_unpenalized_per_word"] = rec["elbo_unpenalized"] / ntok
                 if test is not None and test.n_docs:
                     rec["test_pwll"] = self.score(test)
                 self.history_.append(rec)
@@ -377,9 +386,12 @@ class DAPPER:
                         post["test_pwll"] = f"{rec['test_pwll']:.4f}"
                     bar.set_postfix(post)
                     bar.update(1)
+                if self._penalty_guard():
+                    break
                 if len(self.history_) >= 2:
-                    prev = self.history_[-2]["elbo"]
-                    if abs(elbo - prev) <= self.tol * abs(prev):
+                    key = "elbo_unpenalized" if self.regularization > 0 else "elbo"
+                    prev, cur = self.history_[-2][key], self.history_[-1][key]
+                    if abs(cur - prev) <= self.tol * abs(prev):
                         self.stop_reason_ = "converged"
                         break
                 if self.time_budget is not None and spent0 + time.perf_counter() - t_start > self.time_budget:
@@ -401,8 +413,44 @@ class DAPPER:
             self._ntok_cache = (corpus, n)
         return self._ntok_cache[1]
 
+    _GUARD_PATIENCE = 2  # epochs of decreasing unpenalized ELBO before the RVI guard stops
+
+    def _penalty_guard(self):
+        """Full batch with rho > 0: stop, and go back to the best globals, once the bound on
+        log p(w) (the ELBO without the penalty) has fallen for _GUARD_PATIENCE epochs.
+
+        Why: the RVI penalty rewards persona trajectories that point in opposite directions,
+        with weights that grow with the documents, while their documents can follow them at
+        no cost in likelihood wherever the softmax saturates (topics a persona never uses).
+        The penalized objective is then unbounded above, and ascent on it ends up trading
+        the likelihood for ever larger trajectories (see the README).
+        """
+        if self.regularization <= 0 or self.batch_size is not None:
+            return False
+        h = self.history_
+        cur = h[-1]["elbo_unpenalized"]
+        best = getattr(self, "_guard_best_", None)
+        if best is None or cur > best[0]:
+            # the globals that produced this epoch's value are the ones before its M-step
+            self._guard_best_ = (cur, self._pre_mstep_state, len(h))
+            return False
+        if len(h) - self._guard_best_[2] >= self._GUARD_PATIENCE:
+            for k, v in self._guard_best_[1].items():
+                setattr(self, k, v)
+            self.stop_reason_ = "unpenalized_elbo_decreasing"
+            warnings.warn(f"DAPPER: the ELBO without the RVI penalty fell for {self._GUARD_PATIENCE} "
+                          f"epochs after epoch {self._guard_best_[2]}; stopped and restored the globals of "
+                          f"that epoch (regularization={self.regularization}; 0 is always stable)",
+                          RuntimeWarning, stacklevel=3)
+            return True
+        return False
+
     def _full_batch_epoch(self, corpus):
         g = self._global_elbo()  # objective value at (old globals, new locals): monotone
+        self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self.doc_noise)
+                              if self.regularization > 0 else 0.0)
+        if self.regularization > 0:
+            self._pre_mstep_state = {k: np.copy(getattr(self, k)) for k in self._ARRAYS}
         if self.distributed:
             stats = self._run_estep_shards(corpus, range(corpus.n_shards))
         else:
@@ -478,6 +526,8 @@ class DAPPER:
                     iters += float(stats["iters"][0]) * stats["docs"]
                     n += stats["docs"]
                     group, acc = [], 0
+            self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self.doc_noise)
+                                  if self.regularization > 0 else 0.0)
             return total_elbo + self._global_elbo(), iters / max(n, 1)
         batches = corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed)
         for b in batches:
@@ -486,6 +536,8 @@ class DAPPER:
             iters += float(stats["iters"].sum())
             n += b.n_docs
         # a running estimate: local terms under the globals of the moment + final global terms
+        self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self.doc_noise)
+                              if self.regularization > 0 else 0.0)
         return total_elbo + self._global_elbo(), iters / max(n, 1)
 
     # ------------------------------------------------------------------ inference
