@@ -73,6 +73,10 @@ class DAPPER:
         M-step here; see :mod:`fastprob.distributed`.
     address, n_workers, threads_per_worker :
         Cluster of the distributed backends.
+    warm_start : bool
+        Full batch in one process: start each document's local solve from its previous
+        epoch's solution (costs 2K + P floats per document; makes the ELBO monotone and the
+        later epochs ~5x cheaper).  The distributed backends always start cold.
     random_state : int or None
     progress : bool
         Show a progress bar.
@@ -96,7 +100,8 @@ class DAPPER:
                  mu0: float = 0.0, sigma0: float = 1.0, time_budget: float | None = None,
                  n_jobs: int | None = None, backend: str | None = None, random_state=None,
                  progress: bool = True, init_docs: int = 3, local_solver: str = "newton",
-                 address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1):
+                 address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
+                 warm_start: bool = True):
         self.n_topics = n_topics
         self.n_personas = n_personas
         self.regularization = regularization
@@ -124,6 +129,7 @@ class DAPPER:
         self.address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
+        self.warm_start = warm_start
         self._validate_params()
 
     # ------------------------------------------------------------------ validation
@@ -379,7 +385,7 @@ class DAPPER:
                 self._rng_seed_for_resume = int(rng.integers(2**62))
                 rng = np.random.default_rng(self._rng_seed_for_resume)
                 if checkpoint is not None:
-                    self.save(checkpoint)
+                    self.save(checkpoint, _with_locals=True)
                 if bar is not None:
                     post = {"elbo/w": f"{rec['elbo_per_word']:.4f}"}
                     if "test_pwll" in rec:
@@ -457,7 +463,7 @@ class DAPPER:
             # Warm start: each document's local solve starts from its previous solution.  The
             # M-step maximized the objective at those locals and the local solver never
             # decreases L_d, so the full-batch objective cannot decrease (dapper-model.md 6.2).
-            warm = self._warm_locals(corpus)
+            warm = self._warm_locals(corpus) if self.warm_start else None
             stats, _, _ = self._run_estep(corpus, warn=False, warm=warm)
             self._warm_ = warm
         elbo = stats["elbo"] + g
@@ -579,10 +585,13 @@ class DAPPER:
             "max_epochs", "tol", "local_tol", "max_local_iters", "step_size", "learning_offset",
             "learning_decay", "eta", "omega", "mu0", "sigma0", "time_budget", "n_jobs", "backend",
             "random_state", "progress", "init_docs", "local_solver", "address", "n_workers",
-            "threads_per_worker")}
+            "threads_per_worker", "warm_start")}
 
-    def save(self, path):
-        """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz)."""
+    def save(self, path, _with_locals=False):
+        """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz).
+
+        Checkpoints written during fit also hold the warm-start locals, so a resumed fit
+        continues exactly as an uninterrupted one."""
         self._check_fitted()
         meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "params": self.get_params(),
                 "vocab": self.vocab_, "author_names": self.author_names_, "epoch": self.epoch_,
@@ -592,6 +601,8 @@ class DAPPER:
                 "stop_reason": getattr(self, "stop_reason_", None),
                 "time_info": getattr(self, "time_info_", None)}
         arrays = {k.strip("_") if k.startswith("_") else k: getattr(self, k) for k in self._ARRAYS}
+        if _with_locals and getattr(self, "_warm_", None) is not None:
+            arrays.update(zip(("warm_m", "warm_v", "warm_tau"), self._warm_))
         with atomic_write(path, "wb") as f:
             np.savez(f, meta=np.frombuffer(json.dumps(meta, default=float).encode(), dtype=np.uint8), **arrays)
 
@@ -611,6 +622,7 @@ class DAPPER:
         for k in self._ARRAYS:
             setattr(self, k, arrays[k.strip("_") if k.startswith("_") else k])
         self.vocab_, self.author_names_ = list(meta["vocab"]), list(meta["author_names"])
+        self._warm_ = tuple(arrays[k] for k in ("warm_m", "warm_v", "warm_tau")) if "warm_m" in arrays else None
         self.epoch_, self.n_updates_ = int(meta["epoch"]), int(meta["n_updates"])
         self.history_ = list(meta["history"])
         self.n_docs_total_ = float(meta["n_docs_total"])
