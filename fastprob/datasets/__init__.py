@@ -8,7 +8,7 @@
 * :func:`make_dap_corpus` - a corpus sampled from the DAP generative model, with the
   true parameters, for tests and benchmarks of any size.
 """
-from .changelogs import (debian_changelog_records, gnu_changelog_records, load_debian_changelogs,
+from .changelogs import (DEBIAN_GLOB as DEBIAN_GLOB_FOR_TESTS, debian_changelog_records, gnu_changelog_records, load_debian_changelogs,
                          parse_debian_changelog, parse_gnu_changelog)
 from .sotu import load_sotu, sotu_records
 from .synthetic import make_dap_corpus

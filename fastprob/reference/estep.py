@@ -13,10 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 
+# Floor of phi's normalizer (as scikit-learn's EPS): at large K with a small eta, exp(E[log beta])
+# underflows to 0 for every topic of a rare word, and 1/0 would turn the statistics into NaN.
+PHI_EPS = float(np.finfo(np.float64).eps)
+
+
 def _phi_tau(m, eb, cnts, elogk_a, alpha_t, alpha_sq_t, s2):
     shift = m.max()
     em = np.exp(m - shift)
-    inv_norm = 1.0 / (eb @ em)
+    inv_norm = 1.0 / (eb @ em + PHI_EPS)
     phisum = em * ((cnts * inv_norm) @ eb)                  # sum_j c_j phi_jk
     logits = elogk_a + (alpha_t @ m - 0.5 * alpha_sq_t) / s2
     tau = np.exp(logits - logits.max())

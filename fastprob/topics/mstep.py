@@ -75,6 +75,13 @@ def alpha_system(n_tp, M_tpk, time_values, process_noise, doc_noise, mu0, sigma0
     return ab, rhs
 
 
+def _trim_bands(ab):
+    """Drop band rows that reach past the matrix (one time step: the (t, t+1) band is empty);
+    scipy's banded solver rejects more bands than the order allows."""
+    n = ab.shape[1]
+    return ab[:n] if ab.shape[0] > n else ab
+
+
 def banded_matvec(ab, x):
     """A @ x for the symmetric banded matrix in lower form ``ab``."""
     bw = ab.shape[0] - 1
@@ -102,11 +109,12 @@ def alpha_step(n_tp, M_tpk, time_values, process_noise, doc_noise, mu0=0.0, sigm
     T, P = n_tp.shape
     K = M_tpk.shape[2]
     ab, rhs = alpha_system(n_tp, M_tpk, time_values, process_noise, doc_noise, mu0, sigma0_sq, rho)
+    ab = _trim_bands(ab)
     if rho > 0:
         # The penalty acts on the centred trajectories only (see penalty()): the part of the
         # right-hand side along the all-ones topic direction is solved without it.
-        ab0 = alpha_system(n_tp, M_tpk[:, :, :1], time_values, process_noise, doc_noise, mu0,
-                           sigma0_sq, 0.0)[0]
+        ab0 = _trim_bands(alpha_system(n_tp, M_tpk[:, :, :1], time_values, process_noise, doc_noise, mu0,
+                                       sigma0_sq, 0.0)[0])
         mean = rhs.mean(axis=1, keepdims=True)
         x = solveh_banded(ab, rhs - mean, lower=True, check_finite=False) \
             + solveh_banded(ab0, mean, lower=True, check_finite=False)

@@ -32,7 +32,8 @@ from .vecmath import vexp, vlog
 FASTMATH = {"reassoc", "contract"}
 FLAGS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 MAX_JUMP = 5.0  # largest SQUAREM extrapolation beyond the plain double step, per coordinate
-GATHER_ROWS = 4096  # documents with more distinct words are not copied into the buffer
+GATHER_ROWS = 4096
+PHI_EPS = 2.220446049250313e-16  # floor of phi's normalizer, as the reference (underflow at large K)  # documents with more distinct words are not copied into the buffer
 
 
 # The building blocks work on four rows at a time: a K-long dot product is a reduction
@@ -84,12 +85,12 @@ def _word_pass(R, ridx, cnt, em, inv_norm, phisum):
     while j + 4 <= u:
         i0, i1, i2, i3 = ridx[j], ridx[j + 1], ridx[j + 2], ridx[j + 3]
         a0, a1, a2, a3 = _dot4(R, i0, i1, i2, i3, em)
-        r0, r1, r2, r3 = 1.0 / a0, 1.0 / a1, 1.0 / a2, 1.0 / a3
+        r0, r1, r2, r3 = 1.0 / (a0 + PHI_EPS), 1.0 / (a1 + PHI_EPS), 1.0 / (a2 + PHI_EPS), 1.0 / (a3 + PHI_EPS)
         inv_norm[j], inv_norm[j + 1], inv_norm[j + 2], inv_norm[j + 3] = r0, r1, r2, r3
         _axpy4(R, i0, i1, i2, i3, cnt[j] * r0, cnt[j + 1] * r1, cnt[j + 2] * r2, cnt[j + 3] * r3, phisum)
         j += 4
     while j < u:
-        r0 = 1.0 / _dot1(R, ridx[j], em)
+        r0 = 1.0 / (_dot1(R, ridx[j], em) + PHI_EPS)
         inv_norm[j] = r0
         _axpy1(R, ridx[j], cnt[j] * r0, phisum)
         j += 1
