@@ -110,7 +110,7 @@ class DAPPER:
                  learning_decay: float = 0.7, eta: float | None = None, omega: float | None = None,
                  mu0: float = 0.0, sigma0: float = 1.0, time_budget: float | None = None,
                  n_jobs: int | None = None, backend: str | None = None, random_state=None,
-                 progress: bool = True, init_docs: int = 3, local_solver: str = "newton",
+                 progress: bool = True, init_docs: int = 20, local_solver: str = "newton",
                  address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
                  warm_start: bool = True, local_iters_warmup: int | None = 3,
                  fit_doc_noise: bool = True):
