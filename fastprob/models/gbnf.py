@@ -320,7 +320,19 @@ class BoostedFlow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, context=None, seed=None):
         """Additive: choose c ~ Categorical(w), draw from g_c.  Multiplicative: sampling /
-        importance resampling from the uniform mixture of components (approximate)."""
+        importance resampling from the uniform mixture of components (approximate).
+
+        ``seed`` makes the whole draw reproducible (component choices and the components'
+        own noise) without touching the global random state."""
+        if seed is None:
+            return self._sample(n, context)
+        p = next(self.parameters(), None)
+        devices = [p.device] if p is not None and p.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self._sample(n, context, seed)
+
+    def _sample(self, n, context=None, seed=None):
         if not len(self.components):
             raise RuntimeError("no trained component: call fit()")
         n = operator.index(n)
