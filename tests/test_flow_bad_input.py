@@ -171,3 +171,36 @@ def test_boosted_flow_empty_inputs(boosted):
     assert boosted.sample(0).shape == (0, 2)
     with pytest.raises(ValueError, match=">= 0"):
         boosted.sample(-3)
+
+
+def _normflows_style_log_prob(layers, x):
+    """What normflows' NormalizingFlow.forward_kld does with its layers: it calls each layer's
+    ``inverse`` on data (normflows layers map latent -> data in ``forward``)."""
+    z, log_q = x, torch.zeros(x.shape[0])
+    for layer in reversed(layers):
+        z, ld = layer.inverse(z)
+        log_q = log_q + ld
+    return log_q + torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
+
+
+def test_actnorm_trained_through_its_inverse_before_init_raises():
+    from fastprob.models.gbnf import freeze_init
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3) * 3 + 1
+    f = glow_vector(3, depth=2, hidden=4)
+    f.train()
+    with pytest.raises(RuntimeError, match="before its data-dependent initialization.*normflows"):
+        _normflows_style_log_prob(list(f.transforms), x).mean().backward()
+    acts = [m for m in f.modules() if isinstance(m, ActNorm)]
+    assert not any(bool(m.initialized) for m in acts)
+    # sampling (no gradients) from a fresh flow is still allowed
+    assert f.sample(4).shape == (4, 3)
+    # after a forward pass on data (the init), training through the inverse is fine
+    f(x)
+    assert all(bool(m.initialized) for m in acts)
+    assert torch.isfinite(_normflows_style_log_prob(list(f.transforms), x)).all()
+    # reverse-KL style training marks the layers initialized explicitly
+    g = freeze_init(glow_vector(3, depth=2, hidden=4))
+    zs, _ = g.inverse(torch.randn(8, 3))
+    assert zs.requires_grad

@@ -53,6 +53,16 @@ class ActNorm(Transform):
 
     def inverse(self, z, context=None):
         self._check(z)
+        if not bool(self.initialized) and self.training and torch.is_grad_enabled():
+            # training through the inverse first means the data-dependent init never sees data,
+            # and a later forward pass in training mode would silently replace the parameters
+            raise RuntimeError(
+                "ActNorm is being trained through its inverse (latent -> data) before its data-dependent "
+                "initialization, which runs on the first forward (data -> latent) pass in training mode. "
+                "fastprob blocks map data -> latent; libraries such as normflows call a layer's inverse on "
+                "data, so the init never fires there. Initialize first with one forward pass on a data batch "
+                "(flow.train(); flow(x)), or, for latent -> data training such as reverse KL, mark the layers "
+                "as initialized with fastprob.models.gbnf.freeze_init(flow).")
         x = z * torch.exp(-self._view(self.log_scale, z)) - self._view(self.bias, z)
         spatial = spatial_size(z)
         return x, (-self.log_scale.sum() * spatial).expand(z.shape[0])
