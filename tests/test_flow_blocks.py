@@ -173,10 +173,17 @@ def test_bad_inputs():
 def test_explicit_triton_request_without_gpu(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU; the request can be honoured")
+    from fastprob import _config
+
     monkeypatch.setenv("TRITON_INTERPRET", "0")
+    _config.reload()
     x = torch.randn(1, 2, 4, 4)
-    with pytest.raises(BackendUnavailable, match="CUDA"):
-        ops.coupling(x, x, x, "checkerboard", 0, "exp", backend="triton")
+    try:
+        with pytest.raises(BackendUnavailable, match="CUDA"):
+            ops.coupling(x, x, x, "checkerboard", 0, "exp", backend="triton")
+    finally:
+        monkeypatch.undo()
+        _config.reload()
     # automatic choice falls back to the reference on CPU
     y, ld = ops.coupling(x, x, x, "checkerboard", 0, "exp")
     assert torch.isfinite(y).all()
