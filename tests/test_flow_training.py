@@ -40,7 +40,11 @@ def _independent_gaussian_bpd(train_pix, test_pix, n_bins, seed=0):
     """Bits/dim of a per-pixel Gaussian fitted to uniformly dequantized training pixels and
     evaluated on dequantized test pixels (the same bits/dim convention as the flows)."""
     g = torch.Generator().manual_seed(seed)
-    deq = lambda p: (p.flatten(1).double() + torch.rand(p.flatten(1).shape, generator=g, dtype=torch.float64)) / n_bins  # noqa: E731
+
+    def deq(pix):
+        pix = pix.flatten(1).double()
+        return (pix + torch.rand(pix.shape, generator=g, dtype=torch.float64)) / n_bins
+
     x, xt = deq(train_pix), deq(test_pix)
     lp = torch.distributions.Normal(x.mean(0), x.std(0)).log_prob(xt).sum(1)
     D = xt.shape[1]

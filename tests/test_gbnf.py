@@ -120,6 +120,7 @@ def test_multiplicative_mixture_of_gaussians_is_the_product():
 
 
 def test_golden_section_finds_known_maximizers():
+    pytest.importorskip("scipy", reason="the oracle is scipy's bounded scalar minimizer")
     from scipy.optimize import minimize_scalar
 
     from fastprob.models.gbnf import _golden
@@ -135,6 +136,7 @@ def test_golden_section_finds_known_maximizers():
 def test_rho_maximizes_held_out_likelihood(method):
     # validation data from 0.7 N(a) + 0.3 N(b): the held-out log-likelihood of
     # (1 - rho) g_a + rho g_b is maximized near rho = 0.3; the oracle maximizes it with scipy
+    pytest.importorskip("scipy", reason="the oracle is scipy's bounded scalar minimizer")
     from scipy.optimize import minimize_scalar
     from scipy.stats import multivariate_normal
 
