@@ -188,8 +188,10 @@ MAX_HALVINGS = 40
 
 
 @njit(inline="always", **FLAGS)
-def _mv_objective(n, atau, N, s2, tm, tv):
-    """The reference's mv_objective at the point (tm, tv)."""
+def _mv_part(which, n, atau, N, s2, tm, tv):
+    """The terms of the reference's mv_objective that change in the m-step (which = 0) or in
+    the v-step (which = 1), at (tm, tv).  Dropping the constant terms saves a K-long log
+    pass per evaluation and leaves the line-search comparisons unchanged."""
     K = tm.shape[0]
     c = tm[0] + 0.5 * tv[0]
     for k in range(1, K):
@@ -200,7 +202,10 @@ def _mv_objective(n, atau, N, s2, tm, tv):
         mk = tm[k]
         vk = tv[k]
         z += vexp(mk + 0.5 * vk - c)
-        acc += -(mk * mk + vk - 2.0 * mk * atau[k]) / (2.0 * s2) + 0.5 * vlog(vk) + n[k] * mk
+        if which == 0:
+            acc += -(mk * mk - 2.0 * mk * atau[k]) / (2.0 * s2) + n[k] * mk
+        else:
+            acc += -vk / (2.0 * s2) + 0.5 * vlog(vk)
     return acc - N * (c + np.log(z))
 
 
@@ -220,13 +225,16 @@ def _newton_mv(m, v, n, atau, N, s2, p, g, d, tm, tv):
         for k in range(K):
             p[k] = vexp(m[k] + 0.5 * v[k] - c)
             z += p[k]
+        f0 = -N * (c + np.log(z))
         for k in range(K):
             p[k] /= z
-        for k in range(K):
             tm[k] = m[k]
             tv[k] = v[k]
-        f0 = _mv_objective(n, atau, N, s2, tm, tv)
-        # d = D^-1 g and D^-1 p, then the rank-one correction
+            if which == 0:
+                f0 += -(m[k] * m[k] - 2.0 * m[k] * atau[k]) / (2.0 * s2) + n[k] * m[k]
+            else:
+                f0 += -v[k] / (2.0 * s2) + 0.5 * vlog(v[k])
+        # d = D^-1 g plus the rank-one (Sherman-Morrison) correction
         pdg = 0.0
         pdp = 0.0
         if which == 0:
@@ -266,7 +274,7 @@ def _newton_mv(m, v, n, atau, N, s2, p, g, d, tm, tv):
                     tv[k] = v[k] + t * d[k]
                     if not tv[k] > 0.0:
                         ok = False
-            if ok and _mv_objective(n, atau, N, s2, tm, tv) >= f0 + ARMIJO * t * slope:
+            if ok and _mv_part(which, n, atau, N, s2, tm, tv) >= f0 + ARMIJO * t * slope:
                 for k in range(K):
                     m[k] = tm[k]
                     v[k] = tv[k]
