@@ -9,6 +9,11 @@ FASTPROB_DISABLE_CYTHON=1    never use the Cython extensions (counting, tokenize
 FASTPROB_DISABLE_TRITON=1    never use the Triton kernels (flows)
 FASTPROB_NUM_THREADS=N       default thread count for Numba kernels (default: all)
 FASTPROB_PROGRESS=0          turn progress bars off
+FASTPROB_REQUIRE_COMPILED=1  a Cython / Numba backend that fails to load is an error
+                             (not a silent fallback to the reference); CI sets it,
+                             and kernel tests then fail instead of skipping.  At
+                             build time (setup.py) it makes the Cython extensions
+                             mandatory.
 ===========================  =====================================================
 
 The variables are read when this module is imported; tests that change them call
@@ -32,6 +37,7 @@ class Config:
     disable_triton: bool
     num_threads: int | None
     progress: bool
+    require_compiled: bool = False
 
 
 def _read() -> Config:
@@ -51,6 +57,7 @@ def _read() -> Config:
         disable_triton=_flag("FASTPROB_DISABLE_TRITON"),
         num_threads=num_threads,
         progress=os.environ.get("FASTPROB_PROGRESS", "1").strip() not in ("0", "false", "no"),
+        require_compiled=_flag("FASTPROB_REQUIRE_COMPILED"),
     )
 
 

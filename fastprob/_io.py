@@ -48,7 +48,9 @@ def current_umask() -> int:
 
 def atomic_torch_save(obj, path) -> None:
     """``torch.save`` through :func:`atomic_write`."""
-    import torch
+    from ._optional import require
+
+    torch = require("torch", "flows", "saving a flow checkpoint")
 
     with atomic_write(path, "wb") as f:
         torch.save(obj, f)
