@@ -170,3 +170,21 @@ def test_distributed_needs_shards(shards):
     c, _ = shards
     with pytest.raises(ValueError, match="ShardSet"):
         DAPPER(6, 3, backend="dask", progress=False).fit(c)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("FASTPROB_TEST_RAY"),
+                    reason="opt-in (FASTPROB_TEST_RAY=1, pip install 'fastprob[ray]'): starting Ray takes "
+                           "minutes on a small shared CI machine")
+def test_ray_estep_equals_single_process(shards, payload):
+    """The Ray engine: same statistics as the serial shard loop (up to summation order)."""
+    pytest.importorskip("ray", reason="pip install 'fastprob[ray]'")
+    from fastprob.distributed import RayExecutor
+
+    _, ss = shards
+    serial = tree_reduce([estep_shard(p, payload, False, 1) for p in _paths(ss)], add_stats)
+    ex = RayExecutor(n_workers=2)
+    try:
+        _same(ex.run(_paths(ss), payload), serial)
+    finally:
+        ex.close()
