@@ -2,7 +2,6 @@
 9, 11, 12, 14, 16, 18): a clear error naming the problem, or a skip that is counted."""
 import json
 
-import numpy as np
 import pytest
 
 from fastprob.cli import main

@@ -1,6 +1,5 @@
 """The vectorizable exp/log used by the Numba E-step, against NumPy over their domain."""
 import numpy as np
-import pytest
 
 from conftest import import_compiled  # noqa: E402
 
