@@ -166,6 +166,8 @@ class Corpus:
                   time_mode=self.time_mode, time_width=self.time_width, report={},
                   time_origin=self.time_origin, author_origin=self.author_origin)
         kw.update(arrays)
+        if "author_origin" not in arrays and len(kw["author_names"]) != len(self.author_names):
+            kw["author_origin"] = None  # another author list: the old origins do not apply
         return Corpus(**kw)
 
     def subset(self, docs) -> "Corpus":
