@@ -29,22 +29,39 @@ def _check_ptr(const int64_t[::1] ptr, Py_ssize_t n_items, str what):
             raise ValueError(f"{what} must be non-decreasing")
 
 
+cdef extern from *:
+    """
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    static inline int fp_ctz64(unsigned long long x) { unsigned long i; _BitScanForward64(&i, x); return (int)i; }
+    #else
+    static inline int fp_ctz64(unsigned long long x) { return __builtin_ctzll(x); }
+    #endif
+    """
+    int fp_ctz64(unsigned long long x) nogil
+
+
 def count_tokens(tokens, doc_ptr, Py_ssize_t n_words):
-    """Token-id sequences -> CSR counts in two linear passes, no per-document Python.
+    """Token-id sequences -> CSR counts in two linear passes, no sorting, no per-document Python.
 
     NumPy equivalent: ``np.unique(doc * n_words + token, return_counts=True)`` over
     tokens >= 0, split into rows (see the reference).  Pass 1 counts the distinct ids of
-    each document with a marker array (so the output is allocated exactly); pass 2 writes
-    them, sorts each row's ids and accumulates counts through a slot array.
+    each document with a marker array (so the output is allocated exactly).  Pass 2 keeps
+    a dense scratch of counts per word and a two-level bitmap of the words present (bit w
+    of level 1; bit w >> 6 of level 2); reading the set bits in order with count-trailing-
+    zeros emits each row's ids already sorted, and clears the scratch as it goes.  Per
+    document that costs its tokens plus V / 4096 words of level 2, instead of a sort of
+    its distinct ids (the earlier version, 2-3x slower than scipy's sum_duplicates).
     """
     cdef const int32_t[::1] tok = np.ascontiguousarray(tokens, dtype=np.int32)
     cdef const int64_t[::1] ptr = np.ascontiguousarray(doc_ptr, dtype=np.int64)
     _check_ptr(ptr, tok.shape[0], "doc_ptr")
     cdef Py_ssize_t n_docs = ptr.shape[0] - 1
-    cdef cnp.ndarray[int64_t, ndim=1] mark_arr = np.full(max(n_words, 1), -1, dtype=np.int64)
-    cdef cnp.ndarray[int32_t, ndim=1] slot_arr = np.zeros(max(n_words, 1), dtype=np.int32)
+    cdef Py_ssize_t V = max(n_words, 1)
+    cdef Py_ssize_t W1 = (V + 63) >> 6
+    cdef Py_ssize_t W2 = (W1 + 63) >> 6
+    cdef cnp.ndarray[int64_t, ndim=1] mark_arr = np.full(V, -1, dtype=np.int64)
     cdef int64_t[::1] mark = mark_arr
-    cdef int32_t[::1] slot = slot_arr
     cdef cnp.ndarray[int64_t, ndim=1] indptr_arr = np.empty(n_docs + 1, dtype=np.int64)
     cdef int64_t[::1] indptr = indptr_arr
     cdef Py_ssize_t d, i, nnz = 0
@@ -67,30 +84,50 @@ def count_tokens(tokens, doc_ptr, Py_ssize_t n_words):
             indptr[d + 1] = nnz
     if bad >= 0:
         raise ValueError(f"token id {bad} is outside the vocabulary of size {n_words}")
+    del mark_arr
     cdef cnp.ndarray[int32_t, ndim=1] idx_arr = np.empty(nnz, dtype=np.int32)
-    cdef cnp.ndarray[int32_t, ndim=1] cnt_arr = np.zeros(nnz, dtype=np.int32)
+    cdef cnp.ndarray[int32_t, ndim=1] cnt_arr = np.empty(nnz, dtype=np.int32)
     cdef int32_t[::1] idx = idx_arr
     cdef int32_t[::1] cnt = cnt_arr
-    cdef int64_t start, pos
+    cdef cnp.ndarray[int32_t, ndim=1] scratch_arr = np.zeros(V, dtype=np.int32)
+    cdef int32_t[::1] scratch = scratch_arr
+    cdef cnp.ndarray[cnp.uint64_t, ndim=1] b1_arr = np.zeros(W1, dtype=np.uint64)
+    cdef cnp.ndarray[cnp.uint64_t, ndim=1] b2_arr = np.zeros(W2, dtype=np.uint64)
+    cdef cnp.uint64_t[::1] bits1 = b1_arr
+    cdef cnp.uint64_t[::1] bits2 = b2_arr
+    cdef cnp.uint64_t one = 1, x1, x2
+    cdef Py_ssize_t i2, j1, pos, end
     with nogil:
-        mark[:] = -1
         for d in range(n_docs):
-            start = indptr[d]
-            pos = start
             for i in range(ptr[d], ptr[d + 1]):
                 w = tok[i]
-                if w >= 0 and mark[w] != d:
-                    mark[w] = d
-                    idx[pos] = w
-                    pos += 1
-            if pos - start > 1:
-                qsort(&idx[start], pos - start, sizeof(int32_t), _cmp_i32)
-            for i in range(start, pos):
-                slot[idx[i]] = <int32_t>(i - start)
-            for i in range(ptr[d], ptr[d + 1]):
-                w = tok[i]
-                if w >= 0:
-                    cnt[start + slot[w]] += 1
+                if w < 0:
+                    continue
+                if scratch[w] == 0:
+                    bits1[w >> 6] |= one << (w & 63)
+                    bits2[w >> 12] |= one << ((w >> 6) & 63)
+                scratch[w] += 1
+            pos = indptr[d]
+            end = indptr[d + 1]
+            for i2 in range(W2):
+                if pos == end:  # every distinct id of this row emitted: the rest is zero
+                    break
+                x2 = bits2[i2]
+                if x2 == 0:
+                    continue
+                bits2[i2] = 0
+                while x2:
+                    j1 = (i2 << 6) + fp_ctz64(x2)
+                    x2 &= x2 - 1
+                    x1 = bits1[j1]
+                    bits1[j1] = 0
+                    while x1:
+                        w = <int32_t>((j1 << 6) + fp_ctz64(x1))
+                        x1 &= x1 - 1
+                        idx[pos] = w
+                        cnt[pos] = scratch[w]
+                        scratch[w] = 0
+                        pos += 1
     return indptr_arr, idx_arr, cnt_arr
 
 

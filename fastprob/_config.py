@@ -13,6 +13,11 @@ TRITON_INTERPRET=1           Triton's own switch (CPU interpreter); fastprob the
                              honours an explicit backend="triton" on CPU tensors
 FASHION_MNIST_DIR=DIR        where ``fastprob flows train --data fashion-mnist``
                              finds the IDX files (default: Debian's package path)
+FASTPROB_REQUIRE_COMPILED=1  a Cython / Numba backend that fails to load is an error
+                             (not a silent fallback to the reference); CI sets it,
+                             and kernel tests then fail instead of skipping.  At
+                             build time (setup.py) it makes the Cython extensions
+                             mandatory.
 ===========================  =====================================================
 
 The variables are read when this module is imported; tests that change them call
@@ -38,6 +43,7 @@ class Config:
     progress: bool
     triton_interpret: bool
     fashion_mnist_dir: str | None
+    require_compiled: bool = False
 
 
 def _read() -> Config:
@@ -59,6 +65,7 @@ def _read() -> Config:
         progress=os.environ.get("FASTPROB_PROGRESS", "1").strip() not in ("0", "false", "no"),
         triton_interpret=os.environ.get("TRITON_INTERPRET", "0").strip() == "1",
         fashion_mnist_dir=os.environ.get("FASHION_MNIST_DIR") or None,
+        require_compiled=_flag("FASTPROB_REQUIRE_COMPILED"),
     )
 
 

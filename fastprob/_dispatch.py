@@ -32,6 +32,11 @@ class _Backend:
     note: str = ""
     # per call: (tensors, explicitly requested) -> reason string when these tensors cannot use it
     device_check: Callable[[tuple, bool], str | None] | None = None
+    kind: str | None = None
+
+
+# kinds that FASTPROB_REQUIRE_COMPILED=1 insists on (Triton needs a GPU, so it is exempt)
+_REQUIRED_KINDS = ("cython", "numba")
 
 
 _REGISTRY: dict[str, list[_Backend]] = {}
@@ -63,7 +68,7 @@ def register(op: str, name: str, target: str, kind: str | None = None, note: str
     """Register ``target`` ("module:attr") as backend ``name`` of ``op`` (appended in priority order)."""
     module, attr = target.split(":")
     gate = _gate_for(kind) if kind else _no_gate
-    _REGISTRY.setdefault(op, []).append(_Backend(name, module, attr, gate, note, device_check))
+    _REGISTRY.setdefault(op, []).append(_Backend(name, module, attr, gate, note, device_check, kind))
 
 
 def _has_cuda() -> bool:
@@ -119,7 +124,11 @@ def resolve(op: str, backend: str | None = None) -> Callable:
     for b in backends:
         try:
             return _load(b)
-        except BackendUnavailable:
+        except BackendUnavailable as exc:
+            if _must_load(b):
+                raise BackendUnavailable(
+                    f"backend {b.name!r} for op {op!r} failed to load and FASTPROB_REQUIRE_COMPILED=1 "
+                    f"forbids falling back: {exc}") from exc
             continue
     raise BackendUnavailable(f"no backend of {op!r} is available")  # reference never fails
 
@@ -147,6 +156,10 @@ def resolve_for(op: str, tensors, backend: str | None = None) -> tuple[str, Call
         except BackendUnavailable:
             continue
     raise BackendUnavailable(f"no backend of {op!r} is available")  # reference never fails
+def _must_load(b: _Backend) -> bool:
+    """Under FASTPROB_REQUIRE_COMPILED=1 a compiled backend must load unless it is disabled
+    on purpose (FASTPROB_PUREPYTHON / FASTPROB_DISABLE_*)."""
+    return _config.config.require_compiled and b.kind in _REQUIRED_KINDS and b.gate() is None
 
 
 def backend_name(op: str) -> str:

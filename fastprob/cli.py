@@ -16,6 +16,8 @@ import json
 import os
 import sys
 
+from ._argtypes import nonnegative_int, positive_float, positive_int
+
 
 def _load_corpus_arg(spec: str, **build_kw):
     """'sotu', a saved corpus directory, a .jsonl/.csv of records or a DAPPER .txt file."""
@@ -47,10 +49,10 @@ def _load_corpus_arg(spec: str, **build_kw):
 
 def _corpus_args(p):
     p.add_argument("--corpus", default="sotu", help="sotu | saved corpus DIR | records .jsonl/.csv | DAPPER .txt")
-    p.add_argument("--max-features", type=int, default=None, help="vocabulary size (top words)")
-    p.add_argument("--min-words", type=int, default=None, help="drop documents with fewer tokens")
+    p.add_argument("--max-features", type=positive_int, default=None, help="vocabulary size (top words)")
+    p.add_argument("--min-words", type=nonnegative_int, default=None, help="drop documents with fewer tokens")
     p.add_argument("--time-mode", choices=["absolute", "relative"], default=None)
-    p.add_argument("--time-width", type=float, default=None, help="time-step width in timestamp units")
+    p.add_argument("--time-width", type=positive_float, default=None, help="time-step width in timestamp units")
 
 
 def _build_kw(a):
@@ -94,30 +96,37 @@ def cmd_corpus_info(a):
     ss = ShardSet(a.path)
     c = ss.load()
     print(c)
+    if ss.n_shards == 0 or c.n_docs == 0:
+        print("(the corpus is empty: no documents)")
     print(json.dumps({"shards": ss.n_shards, "report": c.report}, indent=1, default=str)[:2000])
 
 
 def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv  # accepted anywhere on the line
+    argv = [x for x in argv if x != "--debug"]
     ap = argparse.ArgumentParser(prog="fastprob", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("backends", help="show which backend each op uses").set_defaults(fn=cmd_backends)
 
     pc = sub.add_parser("corpus", help="build / inspect corpora").add_subparsers(dest="sub", required=True)
     b = pc.add_parser("build", help="build a corpus and save it as shards")
     _corpus_args(b)
-    b.add_argument("--out", help="directory to save the corpus to")
-    b.add_argument("--shard-docs", type=int, default=None, help="documents per shard")
+    b.add_argument("--out", help="directory to save the corpus to (new, empty, or a fastprob corpus to replace)")
+    b.add_argument("--shard-docs", type=positive_int, default=None, help="documents per shard")
     b.set_defaults(fn=cmd_corpus_build)
     bs = pc.add_parser("build-shards", help="stream a records file too large for memory into shards (2 passes)")
     bs.add_argument("--input", required=True, help="records .jsonl or .csv (author, timestamp, text)")
-    bs.add_argument("--out", required=True)
-    bs.add_argument("--shard-docs", type=int, default=50000)
-    bs.add_argument("--max-features", type=int, default=10000)
-    bs.add_argument("--min-df", type=int, default=2)
-    bs.add_argument("--min-words", type=int, default=10)
+    bs.add_argument("--out", required=True, help="new, empty, or a fastprob corpus to replace")
+    bs.add_argument("--shard-docs", type=positive_int, default=50000)
+    bs.add_argument("--max-features", type=positive_int, default=10000)
+    bs.add_argument("--min-df", type=positive_int, default=2)
+    bs.add_argument("--min-words", type=nonnegative_int, default=10)
     bs.add_argument("--time-mode", choices=["absolute", "relative"], default="relative")
-    bs.add_argument("--time-width", type=float, default=7.0, help="bin width in timestamp units (days: 7 = weeks)")
+    bs.add_argument("--time-width", type=positive_float, default=7.0,
+                    help="bin width in timestamp units (days: 7 = weeks)")
     bs.set_defaults(fn=cmd_corpus_build_shards)
     i = pc.add_parser("info", help="summarize a saved corpus")
     i.add_argument("path")
@@ -135,7 +144,41 @@ def main(argv=None):
         except ImportError:
             pass
     a = ap.parse_args(argv)
-    return a.fn(a)
+    if debug:
+        return a.fn(a)
+    try:
+        return a.fn(a)
+    except KeyboardInterrupt:
+        print("fastprob: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001  (every error: one clear line, no traceback)
+        print(_hint(exc), file=sys.stderr)
+        print(f"fastprob: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split()) or "(no message)"
+    return msg if isinstance(exc, (ValueError, OSError)) else f"{type(exc).__name__}: {msg}"
+
+
+def _hint(exc: BaseException) -> str:
+    """A line on what to try, chosen by the kind of error (printed before the error line)."""
+    from ._dispatch import BackendUnavailable
+
+    if isinstance(exc, MemoryError):
+        h = "out of memory: try a smaller corpus, --batch-size, or fewer --topics"
+    elif isinstance(exc, BackendUnavailable):
+        h = "'fastprob backends' shows which backends are available and why"
+    elif isinstance(exc, ImportError):
+        h = "an optional dependency is missing: install the extra the message names"
+    elif isinstance(exc, ConnectionError):
+        h = "check the --address (a Dask scheduler prints its tcp:// address when it starts)"
+    elif isinstance(exc, FileNotFoundError):
+        h = "check the path"
+    else:
+        h = "check the input and options named below"
+    return f"fastprob: hint: {h} (run again with --debug for the traceback)"
 
 
 if __name__ == "__main__":

@@ -35,6 +35,24 @@ def rng():
     return np.random.default_rng(12345)
 
 
+def missing_compiled(reason: str):
+    """A compiled backend is missing: skip, or fail under FASTPROB_REQUIRE_COMPILED=1 (CI),
+    where a broken build must not pass as a run of skipped kernel tests."""
+    if _config.config.require_compiled:
+        pytest.fail(f"FASTPROB_REQUIRE_COMPILED=1 but {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_compiled(module: str, reason: str):
+    """``pytest.importorskip`` that fails instead under FASTPROB_REQUIRE_COMPILED=1."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        missing_compiled(f"{reason} ({exc})")
+
+
 def compiled_available(op, name):
     try:
         _dispatch.resolve(op, name)

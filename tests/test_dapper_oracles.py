@@ -10,6 +10,8 @@ from fastprob.reference import estep as ref
 from fastprob.reference.dapper_objective import profiled_objective
 from fastprob.topics import DAPPER, mstep
 
+from conftest import missing_compiled
+
 
 @pytest.fixture(scope="module")
 def small():
@@ -75,7 +77,7 @@ def test_numba_equals_reference(small, solver, threads):
     try:
         fast = _dispatch.resolve("dapper_estep", "numba")
     except _dispatch.BackendUnavailable as exc:
-        pytest.skip(f"numba backend unavailable here: {exc}")
+        missing_compiled(f"numba backend unavailable here: {exc}")
     c, _, model = small
     args = _estep_inputs(c, model)
     D, K, P = args[0].shape[0] - 1, model.n_topics, model.n_personas
@@ -102,7 +104,7 @@ def test_numba_long_document_reads_rows_in_place():
         fast = _dispatch.resolve("dapper_estep", "numba")
         from fastprob.kernels.numba.estep import GATHER_ROWS
     except (_dispatch.BackendUnavailable, ImportError) as exc:
-        pytest.skip(f"numba backend unavailable here: {exc}")
+        missing_compiled(f"numba backend unavailable here: {exc}")
     rng = np.random.default_rng(3)
     K, P, T, A, V = 4, 2, 2, 2, GATHER_ROWS + 300
     ebT = rng.dirichlet(np.ones(V), size=K).T.copy()
@@ -132,7 +134,7 @@ def test_numba_thread_count_invariance(small):
     try:
         fast = _dispatch.resolve("dapper_estep", "numba")
     except _dispatch.BackendUnavailable as exc:
-        pytest.skip(f"numba backend unavailable here: {exc}")
+        missing_compiled(f"numba backend unavailable here: {exc}")
     c, _, model = small
     args = _estep_inputs(c, model, empty_docs=False)
     z = np.zeros((0, model.n_topics))

@@ -5,8 +5,9 @@ import pytest
 from fastprob import _dispatch
 from fastprob.reference import sparse_counts as ref
 
-cy = pytest.importorskip("fastprob._csrc.sparse_counts",
-                         reason="Cython extension not built (FASTPROB_PUREPYTHON install)")
+from conftest import import_compiled  # noqa: E402
+
+cy = import_compiled("fastprob._csrc.sparse_counts", "Cython extension not built (FASTPROB_PUREPYTHON install)")
 
 
 def _same(a, b):

@@ -4,7 +4,9 @@ import pytest
 
 from fastprob.reference.tokenize import HashTokenizer as Ref
 
-cy = pytest.importorskip("fastprob._csrc.tokenize", reason="Cython extension not built")
+from conftest import import_compiled  # noqa: E402
+
+cy = import_compiled("fastprob._csrc.tokenize", "Cython extension not built")
 
 TEXTS = [
     "Hello, World! The café’s naïve “quote” — Δelta 123abc x ab ééé hello the",

@@ -1,8 +1,9 @@
 """The vectorizable exp/log used by the Numba E-step, against NumPy over their domain."""
 import numpy as np
-import pytest
 
-vecmath = pytest.importorskip("fastprob.kernels.numba.vecmath")
+from conftest import import_compiled  # noqa: E402
+
+vecmath = import_compiled("fastprob.kernels.numba.vecmath", "Numba kernels unavailable")
 from numba import njit  # noqa: E402
 
 

@@ -32,27 +32,83 @@ def to_timestamp(value) -> float:
 
     Returns NaN for a missing or unparseable value (the caller decides what to do).
     """
+    return parse_timestamp(value)[0]
+
+
+def parse_timestamp(value) -> tuple[float, str | None]:
+    """``(to_timestamp(value), kind)`` with kind ``"number"`` (taken as given), ``"date"``
+    (converted to days since 1970-01-01) or ``None`` (missing / unparseable).
+
+    Builders refuse a corpus that mixes the two kinds: ``"2012-01-15"`` becomes day
+    15354 but ``"1326585600"`` (Unix seconds) or ``"2012"`` (a year) stay as they are, so
+    mixed records would land millions of steps apart.
+    """
     if value is None:
-        return math.nan
+        return math.nan, None
     if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return float(value)
+        v = float(value)
+        return v, ("number" if math.isfinite(v) else None)
+    if _sentinel_date(value):
+        return math.nan, None
     if isinstance(value, _dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(_dt.timezone.utc).replace(tzinfo=None)
-        return (value - _EPOCH).total_seconds() / 86400.0
+        return (value - _EPOCH).total_seconds() / 86400.0, "date"
     if isinstance(value, _dt.date):
-        return float((value - _EPOCH.date()).days)
+        return float((value - _EPOCH.date()).days), "date"
     if isinstance(value, str):
         s = value.strip()
         try:
-            return float(s)
+            return parse_timestamp(float(s))
         except ValueError:
             pass
         try:
-            return to_timestamp(_dt.datetime.fromisoformat(s))
+            return parse_timestamp(_dt.datetime.fromisoformat(s))
         except ValueError:
-            return math.nan
-    return math.nan
+            return math.nan, None
+    return math.nan, None
+
+
+class TimestampKinds:
+    """Per-kind range of the timestamps seen, to reject a mix of units that cannot share a
+    time axis.
+
+    Dates become days since 1970-01-01 and numbers are used as given, so numbers mixed with
+    dates must be day counts.  A number outside the dates' range widened by that range's
+    width (at least a year) on each side is taken for another unit (a year such as 2012,
+    Unix seconds such as 1326585600) and :meth:`check` raises, naming both records.
+    """
+
+    def __init__(self):
+        self.lo: dict = {}
+        self.hi: dict = {}
+
+    def see(self, kind, t, value, where) -> None:
+        if kind is None or not math.isfinite(t):
+            return
+        if kind not in self.lo or t < self.lo[kind][0]:
+            self.lo[kind] = (t, value, where)
+        if kind not in self.hi or t > self.hi[kind][0]:
+            self.hi[kind] = (t, value, where)
+
+    def check(self) -> None:
+        if len(self.lo) < 2:
+            return
+        d_lo, d_hi = self.lo["date"][0], self.hi["date"][0]
+        pad = max(d_hi - d_lo, 366.0)
+        for t, value, where in (self.lo["number"], self.hi["number"]):
+            if not d_lo - pad <= t <= d_hi + pad:
+                _, dv, dw = self.lo["date"]
+                raise CorpusError(
+                    f"timestamps mix dates ({dw}: {dv!r}) with a number that is not a day count "
+                    f"near them ({where}: {value!r}); dates become days since 1970-01-01 and "
+                    "numbers are used as given (so a year or Unix seconds lands far away): "
+                    "write all timestamps in one format")
+
+
+def _sentinel_date(value) -> bool:
+    """Year 1 and 9999 dates are placeholders ('unknown'), not times."""
+    return isinstance(value, (_dt.date, _dt.datetime)) and value.year in (1, 9999)
 
 
 def _records(records):
@@ -162,8 +218,20 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         raise ValueError(f"time_width must be a positive number, got {time_width}")
     if min_words < 0:
         raise ValueError("min_words must be >= 0")
+    if max_features is not None and not (isinstance(max_features, (int, np.integer)) and max_features >= 1):
+        raise ValueError(f"max_features must be a positive integer or None, got {max_features!r}")
     if like is not None:
         time_mode, time_width = like.time_mode, like.time_width
+        if time_mode == "absolute" and like.time_origin is None:
+            raise CorpusError(
+                "the training corpus passed as like= has no time_origin, so new documents cannot "
+                "be put on its time steps; build it with this fastprob (build_corpus / Corpus.load "
+                "keep it, and so does split()), or set like.time_origin to the timestamp of its step 0")
+        if time_mode == "relative" and like.author_origin is None:
+            raise CorpusError(
+                "the training corpus passed as like= has no author_origin (each author's first "
+                "timestamp), so new documents cannot be put on its time steps; rebuild it with "
+                "this fastprob or set like.author_origin")
     stop = english_stopwords() if stopwords == "english" else list(stopwords or ())
     if tokenizer is not None:
         tok = _UserTokenizer(tokenizer, stop)
@@ -191,6 +259,8 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         skipped[kind] += 1
 
     ts_cache: dict = {}  # records of one source often share a timestamp (a speech's paragraphs)
+    kinds = TimestampKinds()
+    undecodable_at: list = []
     for i, (a, ts, text) in enumerate(_records(records)):
         if type(text) is not str:
             if isinstance(text, _BadRecord):
@@ -200,7 +270,10 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
                 try:
                     text = bytes(text).decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    bad("undecodable", f"record {i}: text is not valid UTF-8 ({exc}); decode it first")
+                    where = getattr(text, "where", None) or f"record {i}"
+                    bad("undecodable", f"{where}: text is not valid UTF-8 ({exc}); decode it first")
+                    if len(undecodable_at) < 20:
+                        undecodable_at.append(where)
                     continue
         if not isinstance(text, str) or not text or text.isspace():
             bad("empty_text", f"record {i}: text is empty or not a string")
@@ -209,16 +282,17 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
             bad("missing_author", f"record {i}: author is missing")
             continue
         try:
-            t = ts_cache[ts]
+            t, kind = ts_cache[ts]
         except (KeyError, TypeError):
-            t = to_timestamp(ts)
+            t, kind = parse_timestamp(ts)
             if len(ts_cache) < 100000:
                 try:
-                    ts_cache[ts] = t
+                    ts_cache[ts] = (t, kind)
                 except TypeError:
                     pass
+            kinds.see(kind, t, ts, f"record {i}")
         if not math.isfinite(t):
-            bad("bad_timestamp", f"record {i}: timestamp {ts!r} is missing, NaN or unparseable")
+            bad("bad_timestamp", f"record {i}: timestamp {ts!r} is missing, NaN, unparseable or a placeholder date (year 1 or 9999)")
             continue
         if type(a) is not str:
             a = str(a)
@@ -234,6 +308,7 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         if len(texts) >= chunk_docs:
             flush()
     flush()
+    kinds.check()
 
     V0 = len(tok.words)
     if parts:
@@ -272,6 +347,12 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
     lengths = np.diff(np.concatenate([[0], np.cumsum(cnts, dtype=np.int64)])[indptr])
     keep = lengths >= max(min_words, 1)
     n_short = int(D0 - keep.sum())
+    if D0 and not keep.any() and like is None:
+        why = ("no word survived: every token was a stop word, shorter than min_len="
+               f"{min_len}, or pruned by min_df={min_df!r} / max_df={max_df!r}" if not vocab else
+               f"no document has min_words={min_words} tokens from the {len(vocab)}-word vocabulary")
+        raise CorpusError(f"all {D0} documents were dropped: {why}; relax these settings "
+                          "(--min-words, --max-features, stop words) or check the input text")
 
     # time steps
     if like is None:
@@ -288,12 +369,9 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         time_origin = float(stamps_a.min()) if (D0 and time_mode == "absolute") else None
     else:
         if time_mode == "absolute":
-            origin = np.full(D0, like.report.get("time_origin", 0.0))
+            origin = np.full(D0, like.time_origin)
         else:
-            origin = like.report.get("author_origin")
-            if origin is None:
-                raise CorpusError("the training corpus lacks author time origins; rebuild it")
-            origin = np.asarray(origin)[authors_a]
+            origin = like.author_origin[authors_a]
         bins = np.floor((stamps_a - origin) / time_width + 1e-9)
         time_values = like.time_values
         pos = np.searchsorted(time_values, bins)
@@ -303,16 +381,17 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
             raise CorpusError(f"{skipped['unseen_time_step']} documents fall outside the training time steps")
         keep &= ok
         times = pos.astype(np.int32)
-        time_origin = like.report.get("time_origin")
+        time_origin = like.time_origin
     author_origin = None
     if time_mode == "relative" and like is None:
-        author_origin = first.tolist()
+        author_origin = first
     elif like is not None:
-        author_origin = like.report.get("author_origin")
+        author_origin = like.author_origin
 
     docs = np.flatnonzero(keep)
     tmp = Corpus(indptr, indices, cnts, authors_a, np.where(keep, times, 0), stamps_a, vocab,
-                 author_names, time_values, time_mode=time_mode, time_width=time_width)
+                 author_names, time_values, time_mode=time_mode, time_width=time_width,
+                 time_origin=time_origin, author_origin=author_origin)
     out = tmp.subset(docs)
     out.report = {
         "records_skipped": {k: v for k, v in skipped.items() if v},
@@ -323,8 +402,10 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         "out_of_vocabulary_tokens": n_oov,
         "documents": out.n_docs,
         "time_origin": time_origin,
-        "author_origin": author_origin,
+        "author_origin": None if author_origin is None else np.asarray(author_origin).tolist(),
     }
+    if undecodable_at:
+        out.report["undecodable_at"] = undecodable_at
     dropped = sum(skipped.values()) + n_short
     if verbose and dropped:
         warnings.warn(f"corpus builder dropped {dropped} records: {summary(out.report)}", stacklevel=2)

@@ -31,6 +31,15 @@ class Corpus:
     time_values : float64 array of shape (n_steps,)
         Real-valued time of each step (strictly increasing), in units of the bin width;
         gaps between them are the Brownian-motion gaps Δs of the model.
+    time_mode : {"absolute", "relative"}
+    time_width : float
+        Bin width in timestamp units.
+    time_origin : float or None
+        Absolute mode: the timestamp of step 0's bin start (bins are
+        ``floor((timestamp - time_origin) / time_width)``).  ``None`` when unknown (then
+        ``build_corpus(..., like=this)`` refuses to bin new documents).
+    author_origin : float64 array of shape (n_authors,) or None
+        Relative mode: each author's first timestamp (their bin 0).
     report : dict
         What the builder dropped or skipped, and why.
     """
@@ -47,6 +56,8 @@ class Corpus:
     time_mode: str = "absolute"
     time_width: float = 1.0
     report: dict = field(default_factory=dict)
+    time_origin: float | None = None
+    author_origin: np.ndarray | None = None
 
     def __post_init__(self):
         self.indptr = np.ascontiguousarray(self.indptr, dtype=np.int64)
@@ -58,6 +69,10 @@ class Corpus:
         self.time_values = np.ascontiguousarray(self.time_values, dtype=np.float64)
         self.vocab = list(self.vocab)
         self.author_names = list(self.author_names)
+        if self.time_origin is not None:
+            self.time_origin = float(self.time_origin)
+        if self.author_origin is not None:
+            self.author_origin = np.ascontiguousarray(self.author_origin, dtype=np.float64)
         self.validate()
 
     # -- checks ---------------------------------------------------------------------
@@ -93,6 +108,11 @@ class Corpus:
             raise CorpusError("time_values must be strictly increasing")
         if not np.all(np.isfinite(self.time_values)):
             raise CorpusError("time_values must be finite")
+        if self.time_origin is not None and not np.isfinite(self.time_origin):
+            raise CorpusError(f"time_origin must be finite, got {self.time_origin}")
+        if self.author_origin is not None and self.author_origin.shape != (len(self.author_names),):
+            raise CorpusError(f"author_origin has shape {self.author_origin.shape}, expected "
+                              f"({len(self.author_names)},) (one first timestamp per author)")
 
     # -- sizes ----------------------------------------------------------------------
     @property
@@ -143,8 +163,11 @@ class Corpus:
         kw = dict(indptr=self.indptr, indices=self.indices, counts=self.counts, authors=self.authors,
                   times=self.times, timestamps=self.timestamps, vocab=self.vocab,
                   author_names=self.author_names, time_values=self.time_values,
-                  time_mode=self.time_mode, time_width=self.time_width, report={})
+                  time_mode=self.time_mode, time_width=self.time_width, report={},
+                  time_origin=self.time_origin, author_origin=self.author_origin)
         kw.update(arrays)
+        if "author_origin" not in arrays and len(kw["author_names"]) != len(self.author_names):
+            kw["author_origin"] = None  # another author list: the old origins do not apply
         return Corpus(**kw)
 
     def subset(self, docs) -> "Corpus":

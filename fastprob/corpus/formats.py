@@ -17,11 +17,30 @@ import numpy as np
 from .._io import atomic_write  # noqa: F401  (re-exported: fastprob.corpus.formats.atomic_write)
 from .corpus import Corpus, CorpusError
 
+_INT32_MAX = 2**31 - 1
+
+
+class UndecodableText(bytes):
+    """Raw bytes of a record that is not valid UTF-8, with where it came from (``file:line``);
+    the builders skip and count it (``records_skipped["undecodable"]``)."""
+
+    where: str = ""
+
 
 def read_jsonl(path):
-    """Yield records from a JSON-lines file (one object per line; blank lines ignored)."""
-    with open(path, encoding="utf-8", errors="strict") as f:
-        for i, line in enumerate(f, 1):
+    """Yield records from a JSON-lines file (one object per line; blank lines ignored).
+
+    A line that is not valid UTF-8 is still yielded, with its text replaced by the raw line
+    as :class:`UndecodableText`, so the builder skips and counts it and names the line.
+    """
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+                bad_utf8 = False
+            except UnicodeDecodeError:
+                line = raw.decode("utf-8", errors="replace")
+                bad_utf8 = True
             if not line.strip():
                 continue
             try:
@@ -30,6 +49,10 @@ def read_jsonl(path):
                 raise CorpusError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
             if not isinstance(r, dict):
                 raise CorpusError(f"{path}:{i}: each line must be a JSON object with author/timestamp/text")
+            if bad_utf8:
+                text = UndecodableText(raw)
+                text.where = f"{path}:{i}"
+                r = dict(r, text=text)
             yield r
 
 
@@ -110,6 +133,8 @@ def read_dapper_text(path, vocab_path=None, n_words=None) -> Corpus:
             T = int(line)
         except ValueError:
             raise CorpusError(f"{path}:{i}: first line must be the number of time steps, got {line!r}") from None
+        if T < 0:
+            raise CorpusError(f"{path}:{i}: the number of time steps must be >= 0, got {T}")
         time_values, ptr, idx, cnt, authors, times = [], [0], [], [], [], []
         author_ids: dict = {}
         for t in range(T):
@@ -120,6 +145,8 @@ def read_dapper_text(path, vocab_path=None, n_words=None) -> Corpus:
                 n = int(line)
             except ValueError:
                 raise CorpusError(f"{path}:{i}: expected a number, got {line!r}") from None
+            if n < 0:
+                raise CorpusError(f"{path}:{i}: the document count of step {t} must be >= 0, got {n}")
             for _ in range(n):
                 i, line = nxt("a document line")
                 parts = line.split()
@@ -135,12 +162,20 @@ def read_dapper_text(path, vocab_path=None, n_words=None) -> Corpus:
                     raise CorpusError(f"{path}:{i}: says {u} unique words but lists {len(ids)}")
                 if len(set(ids)) != len(ids) or min(cs, default=1) <= 0:
                     raise CorpusError(f"{path}:{i}: repeated word ids or non-positive counts")
+                if max(cs, default=0) > _INT32_MAX or min(ids, default=0) < 0 or max(ids, default=0) > _INT32_MAX:
+                    raise CorpusError(f"{path}:{i}: a word count or id is out of range (counts and ids "
+                                      f"must lie in [0, {_INT32_MAX}]; got counts up to {max(cs)} and "
+                                      f"ids in [{min(ids)}, {max(ids)}])")
                 o = np.argsort(ids)
                 idx.extend(np.asarray(ids)[o].tolist())
                 cnt.extend(np.asarray(cs)[o].tolist())
                 ptr.append(len(idx))
                 authors.append(author_ids.setdefault(a, len(author_ids)))
                 times.append(t)
+        for i, line in lines:
+            if line.strip():
+                raise CorpusError(f"{path}:{i}: the file continues after the {T} declared time steps "
+                                  f"(a document count too small, or a wrong first line?): {line.strip()[:60]!r}")
     if vocab_path is not None:
         with open(vocab_path, encoding="utf-8") as f:
             vocab = [w.rstrip("\n") for w in f]
@@ -153,4 +188,5 @@ def read_dapper_text(path, vocab_path=None, n_words=None) -> Corpus:
     times_a = np.asarray(times, dtype=np.int32)
     return Corpus(np.asarray(ptr, np.int64), np.asarray(idx, np.int32), np.asarray(cnt, np.int32),
                   np.asarray(authors, np.int32), times_a, tv[times_a] if len(times) else np.zeros(0),
-                  vocab, list(author_ids), tv, time_mode="absolute", time_width=1.0)
+                  vocab, list(author_ids), tv, time_mode="absolute", time_width=1.0,
+                  time_origin=0.0)  # each step's timestamp is its own bin: floor(ts - 0) / 1

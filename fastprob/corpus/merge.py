@@ -39,14 +39,14 @@ def merge(parts) -> Corpus:
     # time steps are re-binned from the raw timestamps with the merged origin(s): each part
     # was binned from its own origin, so its step numbers are not comparable
     if mode == "absolute":
-        origins = [p.report.get("time_origin") for p in parts]
+        origins = [p.time_origin for p in parts]
         known = [o for o in origins if o is not None]
         stamps = [p.timestamps.min() for p in parts if p.n_docs]
         origin = min(known + stamps) if (known or stamps) else 0.0
     else:
         first = np.full(len(authors), np.inf)
         for p in parts:
-            ao = p.report.get("author_origin")
+            ao = p.author_origin
             if ao is not None:
                 np.minimum.at(first, [aidx[a] for a in p.author_names], np.asarray(ao, dtype=np.float64))
             if p.n_docs:
@@ -63,8 +63,11 @@ def merge(parts) -> Corpus:
         pieces.append((ip, ix, ct, a_ids, bins, p.timestamps))
         bins_all.append(bins)
     tv = np.unique(np.concatenate(bins_all)) if bins_all else np.zeros(0)
+    t_origin = origin if mode == "absolute" else None
+    a_origin = first if mode == "relative" else None
     out = [Corpus(ip, ix, ct, a, np.searchsorted(tv, b).astype(np.int32), ts, vocab, authors, tv,
-                  time_mode=mode, time_width=width) for ip, ix, ct, a, b, ts in pieces]
+                  time_mode=mode, time_width=width, time_origin=t_origin, author_origin=a_origin)
+           for ip, ix, ct, a, b, ts in pieces]
     merged = concat(out) if len(out) > 1 else out[0]
     merged.report = {"merged_parts": len(parts),
                      "time_origin": origin if mode == "absolute" else None,

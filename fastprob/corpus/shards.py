@@ -8,30 +8,38 @@ Layout of ``PATH/``::
 
 Shard header (little-endian): magic ``b"FPSHARD1"``, u32 version, u32 reserved,
 u64 n_docs, u64 nnz, u32 CRC-32 of everything after the header, u32 CRC-32 of the
-header's first 36 bytes, zero padding to 64 bytes.  Arrays in order: indptr int64
+header's first 36 bytes, zero padding to 64 bytes (checked to be zero on read).  Arrays in order: indptr int64
 (n_docs + 1, starting at 0), indices int32 (nnz), counts int32 (nnz), authors int32,
 times int32, timestamps float64 (n_docs each).
 
-Every write goes to a temporary name and is renamed into place, so an interrupted save
-never leaves a half-written corpus; a truncated or corrupted shard fails its size or
-CRC check on load instead of being half-read.
+The manifest carries a SHA-256 of its own canonical JSON (every key but ``checksum``),
+so a changed vocabulary word, ``n_docs`` or shard CRC is caught; its shard ``file``
+entries must be names this writer produces (``shard-NNNNN.fpc``), never a path.
+
+Every write goes to a temporary directory that is put in place only when complete (see
+:mod:`fastprob.corpus.outdir`: only an empty directory or an existing fastprob corpus is
+ever replaced), so an interrupted save never leaves a half-written corpus; a truncated or
+corrupted shard fails its size or CRC check on load instead of being half-read.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import struct
-import tempfile
+import warnings
 import zlib
 
 import numpy as np
 
 from .._io import atomic_write
 from .corpus import Corpus, CorpusError
+from .outdir import MANIFEST, SHARD_NAME, check_target, install, leftover_old, make_temp_dir
 
 MAGIC = b"FPSHARD1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # of the shard files
+MANIFEST_VERSION = 2  # 2 added the manifest checksum; version 1 manifests load with a warning
 _HEADER = struct.Struct("<8sIIQQII")  # 40 bytes, padded to 64
 HEADER_SIZE = 64
 _ALIGN = 64
@@ -118,8 +126,9 @@ def read_shard(path, mmap: bool = True, verify: bool = True, expect: dict | None
         magic, version, _, n_docs, nnz, crc, hcrc = _HEADER.unpack(head[:_HEADER.size])
         if magic != MAGIC:
             raise ShardError(f"{path} is not a fastprob shard (bad magic {magic!r})")
-        if zlib.crc32(head[:36]) & 0xFFFFFFFF != hcrc:
-            raise ShardError(f"shard {path} has a corrupted header (checksum mismatch)")
+        if zlib.crc32(head[:36]) & 0xFFFFFFFF != hcrc or any(head[_HEADER.size:]):
+            raise ShardError(f"shard {path} has a corrupted header (checksum mismatch or non-zero "
+                             "padding); restore it from a backup or rebuild the corpus")
         if version != FORMAT_VERSION:
             raise ShardError(f"shard {path} has format version {version}; this fastprob reads "
                              f"version {FORMAT_VERSION}: rebuild the corpus or upgrade fastprob")
@@ -144,18 +153,40 @@ def read_shard(path, mmap: bool = True, verify: bool = True, expect: dict | None
 
 def _manifest(c: Corpus, shards: list) -> dict:
     report = {k: v for k, v in c.report.items()}
-    return {"format": "fastprob-corpus", "version": FORMAT_VERSION, "vocab": list(c.vocab),
+    return {"format": "fastprob-corpus", "version": MANIFEST_VERSION, "vocab": list(c.vocab),
             "author_names": list(c.author_names), "time_values": c.time_values.tolist(),
-            "time_mode": c.time_mode, "time_width": c.time_width, "report": report,
-            "n_docs": c.n_docs, "shards": shards}
+            "time_mode": c.time_mode, "time_width": c.time_width, "time_origin": c.time_origin,
+            "author_origin": None if c.author_origin is None else c.author_origin.tolist(),
+            "report": report, "n_docs": c.n_docs, "shards": shards}
+
+
+def manifest_checksum(man: dict) -> str:
+    """SHA-256 of the manifest's canonical JSON (all keys but ``checksum``, sorted)."""
+    body = {k: v for k, v in man.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    return "sha256:" + hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def write_manifest(directory: str, man: dict) -> None:
+    """Write ``man`` with its checksum as ``directory/manifest.json`` (last file of a save)."""
+    man = dict(man, checksum=manifest_checksum(man))
+    with open(os.path.join(directory, MANIFEST), "w", encoding="utf-8") as f:
+        json.dump(man, f, default=str)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_corpus(c: Corpus, path, shard_docs: int | None = None) -> None:
-    """Save ``c`` to directory ``path`` (replaced atomically if it exists)."""
+    """Save ``c`` to directory ``path``.
+
+    ``path`` must be absent, empty or an existing fastprob corpus (replaced atomically);
+    anything else raises :class:`~fastprob.corpus.outdir.OutputExistsError`.
+    """
+    if shard_docs is not None and shard_docs < 1:
+        raise ValueError(f"shard_docs must be >= 1, got {shard_docs}")
     path = os.path.abspath(os.fspath(path))
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmpdir = tempfile.mkdtemp(prefix=os.path.basename(path) + ".tmp", dir=parent)
+    check_target(path)
+    tmpdir = make_temp_dir(path)
     try:
         shard_docs = shard_docs or max(c.n_docs, 1)
         shards = []
@@ -165,23 +196,43 @@ def save_corpus(c: Corpus, path, shard_docs: int | None = None) -> None:
             shards.append(write_shard(
                 os.path.join(tmpdir, f"shard-{i:05d}.fpc"), c.indptr[s:e + 1], c.indices[a:b],
                 c.counts[a:b], c.authors[s:e], c.times[s:e], c.timestamps[s:e]))
-        man = _manifest(c, shards)
-        with open(os.path.join(tmpdir, "manifest.json"), "w", encoding="utf-8") as f:
-            json.dump(man, f)
-            f.flush()
-            os.fsync(f.fileno())
-        old = None
-        if os.path.exists(path):
-            old = path + ".old"
-            if os.path.exists(old):
-                shutil.rmtree(old)
-            os.replace(path, old)
-        os.replace(tmpdir, path)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        write_manifest(tmpdir, _manifest(c, shards))
+        install(tmpdir, path)
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
+
+
+def _check_manifest(man, mpath: str) -> None:
+    """Version, checksum and shard entries of a parsed manifest (raises ShardError)."""
+    if not isinstance(man, dict) or man.get("format") != "fastprob-corpus":
+        raise ShardError(f"{mpath} is not a fastprob corpus manifest")
+    version = man.get("version")
+    if version not in (1, MANIFEST_VERSION):
+        raise ShardError(f"corpus format version {version!r} is not supported "
+                         f"(this fastprob reads {MANIFEST_VERSION} and 1)")
+    if version == 1:
+        warnings.warn(f"{mpath} was written by an older fastprob and has no checksum; re-save the "
+                      "corpus to protect its manifest", UserWarning, stacklevel=3)
+    elif man.get("checksum") != manifest_checksum(man):
+        raise ShardError(f"{mpath} is corrupted or was edited (manifest checksum mismatch); "
+                         "restore it from a backup or rebuild the corpus")
+    shards = man.get("shards")
+    if not isinstance(shards, list):
+        raise ShardError(f"{mpath}: 'shards' must be a list")
+    total = 0
+    for k, e in enumerate(shards):
+        name = e.get("file") if isinstance(e, dict) else None
+        # only bare names of the writer's pattern: no absolute path, no '..', no sub-folder
+        if not isinstance(name, str) or not SHARD_NAME.fullmatch(name):
+            raise ShardError(f"{mpath}: shard entry {k} names {name!r}, not a shard file of this "
+                             "corpus (expected shard-NNNNN.fpc inside the corpus directory)")
+        if not all(isinstance(e.get(f), int) and e.get(f) >= 0 for f in ("n_docs", "nnz", "crc32")):
+            raise ShardError(f"{mpath}: shard entry {k} lacks valid n_docs / nnz / crc32")
+        total += e["n_docs"]
+    if total != man.get("n_docs"):
+        raise ShardError(f"{mpath}: the shards hold {total} documents but the manifest says "
+                         f"{man.get('n_docs')}")
 
 
 class ShardSet:
@@ -193,9 +244,11 @@ class ShardSet:
 
     def __init__(self, path, verify: bool = True):
         self.path = os.fspath(path)
-        mpath = os.path.join(self.path, "manifest.json")
+        mpath = os.path.join(self.path, MANIFEST)
         if not os.path.isdir(self.path):
-            raise ShardError(f"{self.path} is not a saved fastprob corpus (no such directory)")
+            old = leftover_old(self.path)
+            hint = f"; an interrupted save left the previous corpus at {old[0]}" if old else ""
+            raise ShardError(f"{self.path} is not a saved fastprob corpus (no such directory){hint}")
         try:
             with open(mpath, encoding="utf-8") as f:
                 man = json.load(f)
@@ -204,17 +257,18 @@ class ShardSet:
                              "is not a fastprob corpus") from None
         except json.JSONDecodeError as exc:
             raise ShardError(f"{mpath} is corrupted ({exc})") from None
-        if man.get("format") != "fastprob-corpus":
-            raise ShardError(f"{mpath} is not a fastprob corpus manifest")
-        if man.get("version") != FORMAT_VERSION:
-            raise ShardError(f"corpus format version {man.get('version')} is not supported "
-                             f"(this fastprob reads {FORMAT_VERSION})")
+        _check_manifest(man, mpath)
         self.manifest = man
         self.verify = verify
         self.vocab = man["vocab"]
         self.author_names = man["author_names"]
         self.time_values = np.asarray(man["time_values"], dtype=np.float64)
         self.n_docs = int(man["n_docs"])
+        rep = man.get("report") or {}
+        # version 1 manifests kept the origins in the report only
+        self.time_origin = man["time_origin"] if "time_origin" in man else rep.get("time_origin")
+        ao = man["author_origin"] if "author_origin" in man else rep.get("author_origin")
+        self.author_origin = None if ao is None else np.asarray(ao, dtype=np.float64)
 
     def __len__(self):
         return self.n_docs
@@ -223,14 +277,33 @@ class ShardSet:
     def n_shards(self) -> int:
         return len(self.manifest["shards"])
 
+    def shard_path(self, i: int) -> str:
+        """Path of shard ``i`` (its name was checked when the manifest was read)."""
+        return os.path.join(self.path, self.manifest["shards"][i]["file"])
+
+    def _empty(self) -> Corpus:
+        z = np.zeros(0)
+        return self._corpus(dict(indptr=np.zeros(1, np.int64), indices=z, counts=z, authors=z, times=z,
+                                 timestamps=z), "(no shards)")
+
+    def _corpus(self, arrs: dict, where: str) -> Corpus:
+        man = self.manifest
+        try:
+            return Corpus(**arrs, vocab=self.vocab, author_names=self.author_names,
+                          time_values=self.time_values, time_mode=man["time_mode"],
+                          time_width=man["time_width"], report=dict(man.get("report", {})),
+                          time_origin=self.time_origin, author_origin=self.author_origin)
+        except CorpusError as exc:
+            raise ShardError(f"{where} does not fit its manifest: {exc}; restore it from a backup "
+                             "or rebuild the corpus") from None
+
     def shard(self, i: int, mmap: bool = True) -> Corpus:
         entry = self.manifest["shards"][i]
-        arrs = read_shard(os.path.join(self.path, entry["file"]), mmap=mmap, verify=self.verify,
-                          expect=entry)
-        man = self.manifest
-        return Corpus(**arrs, vocab=self.vocab, author_names=self.author_names,
-                      time_values=self.time_values, time_mode=man["time_mode"],
-                      time_width=man["time_width"], report=dict(man.get("report", {})))
+        path = self.shard_path(i)
+        arrs = read_shard(path, mmap=mmap, verify=self.verify, expect=entry)
+        if int(arrs["indptr"].shape[0]) - 1 != entry["n_docs"] or int(arrs["indices"].shape[0]) != entry["nnz"]:
+            raise ShardError(f"shard {path} does not match the manifest (replaced or stale file)")
+        return self._corpus(arrs, f"shard {path}")
 
     def iter_shards(self, order=None):
         for i in (range(self.n_shards) if order is None else order):
@@ -273,7 +346,7 @@ class ShardSet:
 
     def load(self) -> Corpus:
         parts = [self.shard(i, mmap=(self.n_shards == 1)) for i in range(self.n_shards)]
-        c = parts[0] if len(parts) == 1 else concat(parts)
+        c = self._empty() if not parts else parts[0] if len(parts) == 1 else concat(parts)
         c.report = dict(self.manifest.get("report", {}))
         return c
 

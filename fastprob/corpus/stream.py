@@ -11,30 +11,32 @@ Time steps are the integer bins 0 .. max (steps without documents carry only the
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
-import tempfile
 import time
 
 import numpy as np
 
 from .. import _config, _dispatch
-from .build import _records, english_stopwords, to_timestamp
-from .shards import FORMAT_VERSION, write_shard
+from .build import TimestampKinds, _records, english_stopwords, parse_timestamp
+from .corpus import CorpusError
+from .outdir import check_target, install, make_temp_dir
+from .shards import MANIFEST_VERSION, write_manifest, write_shard
 
 
-def _chunks(records, size):
+def _chunks(records, size, kinds=None):
     buf = []
-    for a, t, x in _records(records):
+    for i, (a, t, x) in enumerate(_records(records)):
         if isinstance(x, (bytes, bytearray)):
             try:
                 x = bytes(x).decode("utf-8")
             except UnicodeDecodeError:
                 buf.append(None)
                 continue
-        ts = to_timestamp(t)
+        ts, kind = parse_timestamp(t)
+        if kinds is not None:
+            kinds.see(kind, ts, t, f"record {i}")
         ok = isinstance(x, str) and x.strip() and a not in (None, "") and math.isfinite(ts)
         buf.append((str(a), ts, x) if ok else None)
         if len(buf) >= size:
@@ -47,13 +49,26 @@ def _chunks(records, size):
 def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: int = 10000, min_df: int = 2,
                  min_words: int = 10, min_len: int = 3, stopwords="english", time_mode: str = "relative",
                  time_width: float = 1.0, vocab_cap: int = 2_000_000, total_bytes: int | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, max_steps: int = 100_000) -> dict:
     """Two streaming passes over ``make_records()`` (called twice) -> a saved shard set.
+
+    ``out`` must be absent, empty or an existing fastprob corpus (replaced only once the
+    new one is complete); anything else raises before any work is done.  Every time bin
+    from 0 to the last is a step, so timestamps spanning more than ``max_steps`` bins
+    (mixed units, a stray year 9999) raise instead of allocating them.
 
     Returns the manifest's report (documents, tokens, dropped, seconds per pass).
     """
     if time_mode not in ("absolute", "relative"):
         raise ValueError("time_mode must be 'absolute' or 'relative'")
+    if not (time_width > 0 and math.isfinite(time_width)):
+        raise ValueError(f"time_width must be a positive number, got {time_width}")
+    if not (isinstance(max_features, (int, np.integer)) and max_features >= 1):
+        raise ValueError(f"max_features must be a positive integer, got {max_features!r}")
+    if shard_docs < 1:
+        raise ValueError(f"shard_docs must be >= 1, got {shard_docs}")
+    out = os.path.abspath(os.fspath(out))
+    check_target(out)  # before the first pass: never spend an hour to then refuse
     stop = english_stopwords() if stopwords == "english" else list(stopwords or ())
     Tok = _dispatch.resolve("tokenizer")
     count = _dispatch.resolve("count_tokens")
@@ -66,10 +81,11 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
     floor = 0  # lossy-counting floor after pruning
     authors: dict[str, int] = {}
     first_ts: list[float] = []
-    global_min = math.inf
+    global_min, last_ts = math.inf, -math.inf
     n_docs = n_bad = n_tok = 0
     bar = _bar(show, "pass 1/2 (vocabulary)", total_bytes)
-    for chunk in _chunks(make_records(), shard_docs):
+    kinds = TimestampKinds()
+    for chunk in _chunks(make_records(), shard_docs, kinds):
         good = [r for r in chunk if r is not None]
         n_bad += len(chunk) - len(good)
         tok = Tok(min_len=min_len, stopwords=stop)
@@ -94,19 +110,26 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
                 i = authors[a]
                 first_ts[i] = min(first_ts[i], ts)
             global_min = min(global_min, ts)
+            last_ts = max(last_ts, ts)
         n_docs += len(good)
         n_tok += int(ids.shape[0])
         _tick(bar, sum(len(r[2]) for r in good), n_tok, t0)
     _close(bar)
+    kinds.check()
     t1 = time.perf_counter()
     keep = [w for w, v in df.items() if v >= min_df]
     keep.sort(key=lambda w: (-tf[w], w))
     vocab = keep[:max_features]
     index = {w: i for i, w in enumerate(vocab)}
     del tf, df
+    # the widest possible bin: the latest timestamp against the earliest origin it can meet
+    if n_docs and (last_ts - global_min) / time_width + 1 > max_steps:
+        raise CorpusError(
+            f"timestamps span {(last_ts - global_min) / time_width + 1:.3g} time steps of width "
+            f"{time_width:g} (from {global_min:g} to {last_ts:g}), more than max_steps={max_steps}: "
+            "check the timestamp units (days for dates; numbers are used as given) and --time-width")
     # ---- pass 2: counts against the final vocabulary, one shard per chunk
-    out = os.path.abspath(os.fspath(out))
-    tmpdir = tempfile.mkdtemp(prefix=os.path.basename(out) + ".tmp", dir=os.path.dirname(out) or ".")
+    tmpdir = make_temp_dir(out)
     try:
         shards, max_bin, n_short, n_kept_tok = [], 0, 0, 0
         bar = _bar(show, "pass 2/2 (shards)", total_bytes)
@@ -139,25 +162,33 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
             done_tok += int(ids.shape[0])
             _tick(bar, sum(len(r[2]) for r in good), done_tok, t1)
         _close(bar)
+        if n_docs and not shards_docs(shards):
+            why = ("no word survived pruning (all stop words, too short, or below min_df)" if not vocab
+                   else f"no document has min_words={min_words} tokens from the {len(vocab)}-word vocabulary")
+            raise CorpusError(f"all {n_docs} documents were dropped: {why}; relax --min-words / "
+                              "--min-df / --max-features or check the input text")
         time_values = np.arange(max_bin + 1, dtype=np.float64)
         report = {"documents": int(sum(s["n_docs"] for s in shards)), "tokens_kept": n_kept_tok,
                   "records_read": n_docs + n_bad, "records_skipped": {"bad_record": n_bad} if n_bad else {},
                   "documents_too_short": n_short, "min_words": min_words, "vocabulary": len(vocab),
                   "raw_tokens": n_tok, "pass1_seconds": t1 - t0, "pass2_seconds": time.perf_counter() - t1,
-                  "time_origin": None if time_mode == "relative" else global_min,
+                  "time_origin": global_min if (time_mode == "absolute" and n_docs) else None,
                   "author_origin": first_ts if time_mode == "relative" else None}
-        man = {"format": "fastprob-corpus", "version": FORMAT_VERSION, "vocab": vocab,
+        man = {"format": "fastprob-corpus", "version": MANIFEST_VERSION, "vocab": vocab,
                "author_names": list(authors), "time_values": time_values.tolist(), "time_mode": time_mode,
-               "time_width": time_width, "report": report, "n_docs": report["documents"], "shards": shards}
-        with open(os.path.join(tmpdir, "manifest.json"), "w", encoding="utf-8") as f:
-            json.dump(man, f)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.replace(tmpdir, out)
+               "time_width": time_width, "time_origin": report["time_origin"],
+               "author_origin": report["author_origin"], "report": report, "n_docs": report["documents"],
+               "shards": shards}
+        write_manifest(tmpdir, man)
+        install(tmpdir, out)
     except BaseException:
         shutil.rmtree(tmpdir, ignore_errors=True)
         raise
     return report
+
+
+def shards_docs(shards) -> int:
+    return int(sum(s["n_docs"] for s in shards))
 
 
 def _bar(show, desc, total_bytes):

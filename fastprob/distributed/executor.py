@@ -7,8 +7,58 @@ globals once per iteration, and sum the per-shard statistics pairwise on the wor
 from __future__ import annotations
 
 import os
+import socket
+import struct
 
 from .tasks import add_stats, estep_shard, estep_shards, tree_reduce
+
+
+def probe_dask_scheduler(address: str, timeout: float = 10.0) -> None:
+    """Raise ``ConnectionError`` unless ``address`` answers like a Dask scheduler.
+
+    A Dask scheduler sends its handshake as soon as a client connects: an 8-byte
+    little-endian message length (a few dozen bytes) and the message.  Another service
+    either stays silent or sends bytes whose first eight, read as that length, ask for
+    exabytes, which Dask would try to allocate.  Only plain ``tcp://`` (or bare
+    ``host:port``) addresses are probed; other schemes (tls://, inproc://, ...) are left
+    to Dask.
+    """
+    addr = address
+    if "://" in addr:
+        scheme, addr = addr.split("://", 1)
+        if scheme != "tcp":
+            return
+    host, sep, port = addr.rpartition(":")
+    try:
+        port_n = int(port)
+    except ValueError:
+        port_n = -1
+    if not sep or not host or not 0 < port_n < 65536:
+        raise ValueError(f"scheduler address {address!r} is not of the form tcp://HOST:PORT")
+    host = host.strip("[]")
+    try:
+        with socket.create_connection((host, port_n), timeout=timeout) as s:
+            s.settimeout(timeout)
+            head = b""
+            while len(head) < 8:
+                got = s.recv(8 - len(head))
+                if not got:
+                    break
+                head += got
+    except socket.timeout:
+        raise ConnectionError(
+            f"{address} accepted the connection but sent no Dask handshake within {timeout:g} s: it is "
+            "not a Dask scheduler (check the host and port; a scheduler prints its tcp:// address)") from None
+    except OSError as exc:
+        raise ConnectionError(f"cannot connect to the Dask scheduler at {address}: {exc}") from None
+    if len(head) < 8:
+        raise ConnectionError(f"{address} closed the connection without a Dask handshake: it is not a "
+                              "Dask scheduler (check the host and port)")
+    (n,) = struct.unpack("<Q", head)
+    if not 0 < n < (1 << 20):
+        raise ConnectionError(
+            f"{address} is not a Dask scheduler: its first bytes {head!r} are not a Dask handshake "
+            "(check the host and port; a scheduler prints its tcp:// address)")
 
 
 class DaskExecutor:
@@ -41,6 +91,7 @@ class DaskExecutor:
                     os.environ["NUMBA_NUM_THREADS"] = prev
             self.client = Client(self._cluster)
         else:
+            probe_dask_scheduler(address)
             self.client = Client(address)
 
     def run(self, paths, g, attempts: int = 3):
@@ -76,7 +127,7 @@ class DaskExecutor:
         # share is rescheduled elsewhere by Dask (allow_other_workers)
         workers = sorted(c.scheduler_info()["workers"])
         groups = {w: paths[i::len(workers)] for i, w in enumerate(workers)}
-        futs = [c.submit(estep_shards, ps, gf, False, self.threads, workers=[w], allow_other_workers=True,
+        futs = [c.submit(estep_shards, ps, gf, True, self.threads, workers=[w], allow_other_workers=True,
                          pure=False) for w, ps in groups.items() if ps]
         # each worker's shards are already tree-summed on that worker; the W partial sums are
         # gathered and summed pairwise here.  (Chaining sum tasks on the workers instead made
@@ -120,7 +171,7 @@ class RayExecutor:
     def run(self, paths, g):
         ray = self.ray
         gref = ray.put(g)
-        refs = [self._est.remote(p, gref, False, self.threads) for p in paths]
+        refs = [self._est.remote(p, gref, True, self.threads) for p in paths]
         top = tree_reduce(refs, lambda a, b: self._add.remote(a, b))
         return ray.get(top)
 

@@ -6,34 +6,57 @@ import os
 import numpy as np
 
 
-def _kill_once_hook():
-    """Test hook: die (once) in the middle of an iteration to exercise the engine's retry.
+_VERIFIED: dict = {}  # shard identity -> True, per worker process
 
-    ``FASTPROB_TEST_KILL_ONCE=PATH``: the first task that finds PATH absent creates it and
-    kills its worker process.  Never set outside tests.
+
+def _read_checked(path: str, g: dict, verify: bool) -> dict:
+    """Read a shard on a worker: payload CRC verified on this worker's first read of the
+    file (cached by path, inode, size and mtime, so a replaced file is verified again), then
+    every id bounds-checked against the model, naming the shard, before any kernel runs.
+
+    The compiled E-step does no bounds checks; a shard whose ids exceed the model's
+    vocabulary, authors or time steps would otherwise crash the worker process.
     """
-    path = os.environ.get("FASTPROB_TEST_KILL_ONCE")
-    if path and not os.path.exists(path):
-        with open(path, "w") as f:
-            f.write(str(os.getpid()))
-        os._exit(17)
+    from ..corpus.shards import ShardError, read_shard
+
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    need = verify and key not in _VERIFIED
+    a = read_shard(path, mmap=True, verify=need)
+    if need:
+        _VERIFIED[key] = True
+    V, A, T = g["ebT"].shape[0], g["elogk"].shape[0], g["alpha"].shape[0]
+    ip, ix, ct = a["indptr"], a["indices"], a["counts"]
+
+    def bad(what):
+        raise ShardError(f"shard {path}: {what}; the shard is corrupted or belongs to another "
+                         "corpus: restore it from a backup or rebuild the corpus")
+
+    if ip.shape[0] < 1 or ip[0] != 0 or ip[-1] != ix.shape[0] or (ip.shape[0] > 1 and np.any(np.diff(ip) < 0)):
+        bad("its document offsets (indptr) are not a valid CSR index")
+    for name, arr, n in (("word", ix, V), ("author", a["authors"], A), ("time-step", a["times"], T)):
+        if arr.shape[0] and (int(arr.min()) < 0 or int(arr.max()) >= n):
+            bad(f"{name} ids span [{int(arr.min())}, {int(arr.max())}] but the model has {n}")
+    if ct.shape[0] and int(ct.min()) <= 0:
+        bad("it has non-positive word counts")
+    return a
 
 
-def estep_shard(path: str, g: dict, verify: bool = False, threads: int | None = None) -> dict:
+def estep_shard(path: str, g: dict, verify: bool = True, threads: int | None = None) -> dict:
     """Run the E-step on the shard file ``path`` with the broadcast globals ``g``.
 
     ``g`` holds ebT (V, K), elogk (A, P), alpha (T, P, K), alpha_sq (T, P) and the local
     settings.  The shard's word, author and time ids are the model's (shards of the
-    training corpus).  Returns the statistics of section 3.3 plus counts for monitoring.
+    training corpus); they are checked (and with ``verify`` the payload CRC, once per
+    worker process and file) before the kernel runs.  Returns the statistics of section
+    3.3 plus counts for monitoring.
     """
     import time
 
     from .. import _dispatch
-    from ..corpus.shards import read_shard
 
-    _kill_once_hook()
     t0 = time.perf_counter()
-    a = read_shard(path, mmap=True, verify=verify)
+    a = _read_checked(path, g, verify)
     fn = _dispatch.resolve("dapper_estep", g.get("estep_backend"))
     K, P = g["ebT"].shape[1], g["elogk"].shape[1]
     z = np.empty((0, K))
@@ -48,7 +71,7 @@ def estep_shard(path: str, g: dict, verify: bool = False, threads: int | None = 
             "task_seconds": time.perf_counter() - t0}
 
 
-def estep_shards(paths, g: dict, verify: bool = False, threads: int | None = None) -> dict:
+def estep_shards(paths, g: dict, verify: bool = True, threads: int | None = None) -> dict:
     """E-step of several shards on one worker, summed there (one result leaves the worker)."""
     return tree_reduce([estep_shard(p, g, verify, threads) for p in paths], add_stats)
 

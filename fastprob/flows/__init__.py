@@ -2,14 +2,17 @@
 
 Blocks map data to latent: ``forward(x) -> (z, logdet)``, ``inverse(z) -> (x, logdet)``.
 """
-from . import ops
-from .actnorm import ActNorm
-from .base import DiagonalGaussian, Flow, Split, StandardNormal, Transform
-from .builders import glow, glow_vector, realnvp_image, realnvp_vector
-from .conv1x1 import InvConv1x1
-from .coupling import AffineCoupling, VectorCoupling
-from .preprocess import Logit, UniformDequantizer, VariationalDequantizer, bits_per_dim
-from .squeeze import ChannelSplit, Squeeze, SqueezeSplit
+from .._optional import require
+
+require("torch", "flows", "fastprob.flows")  # a clear message when the extra is missing
+from . import ops  # noqa: E402
+from .actnorm import ActNorm  # noqa: E402
+from .base import DiagonalGaussian, Flow, Split, StandardNormal, Transform  # noqa: E402
+from .builders import glow, glow_vector, realnvp_image, realnvp_vector  # noqa: E402
+from .conv1x1 import InvConv1x1  # noqa: E402
+from .coupling import AffineCoupling, VectorCoupling  # noqa: E402
+from .preprocess import Logit, UniformDequantizer, VariationalDequantizer, bits_per_dim  # noqa: E402
+from .squeeze import ChannelSplit, Squeeze, SqueezeSplit  # noqa: E402
 
 __all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "DiagonalGaussian", "Flow", "InvConv1x1", "Logit",
            "Split", "Squeeze", "SqueezeSplit", "StandardNormal", "Transform", "UniformDequantizer",

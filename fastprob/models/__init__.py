@@ -1,5 +1,8 @@
 """Models built from the flow blocks: gradient boosted normalizing flows (GBNF)."""
-from .density_matching import fit_boosted_reverse_kl, fit_flow_reverse_kl
-from .gbnf import BoostedFlow
+from .._optional import require
+
+require("torch", "flows", "fastprob.models")  # a clear message when the extra is missing
+from .density_matching import fit_boosted_reverse_kl, fit_flow_reverse_kl  # noqa: E402
+from .gbnf import BoostedFlow  # noqa: E402
 
 __all__ = ["BoostedFlow", "fit_boosted_reverse_kl", "fit_flow_reverse_kl"]

@@ -5,29 +5,31 @@ import json
 import os
 import time
 
+from .._argtypes import fraction, positive_float, positive_int
+
 
 def add_commands(sub, corpus_args, build_kw, load_corpus):
     pd = sub.add_parser("dapper", help="the DAPPER topic model").add_subparsers(dest="sub", required=True)
     f = pd.add_parser("fit", help="train DAPPER and write the model, reports and metrics")
     corpus_args(f)
-    f.add_argument("--topics", type=int, default=25)
-    f.add_argument("--personas", type=int, default=15)
+    f.add_argument("--topics", type=positive_int, default=25)
+    f.add_argument("--personas", type=positive_int, default=15)
     f.add_argument("--regularization", type=float, default=0.0)
     f.add_argument("--process-noise", type=float, default=0.2)
     f.add_argument("--doc-noise", type=float, default=1.0)
-    f.add_argument("--batch-size", type=int, default=None, help="mini-batch size (default: full batch)")
-    f.add_argument("--epochs", type=int, default=30)
+    f.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: full batch)")
+    f.add_argument("--epochs", type=positive_int, default=30)
     f.add_argument("--tol", type=float, default=1e-4)
     f.add_argument("--local-tol", type=float, default=1e-3)
     f.add_argument("--local-solver", choices=["newton", "squarem", "cvi"], default="newton")
-    f.add_argument("--test-fraction", type=float, default=0.1, help="held-out share of each author's documents")
-    f.add_argument("--time-budget", type=float, default=None, help="seconds")
-    f.add_argument("--jobs", type=int, default=None, help="threads")
+    f.add_argument("--test-fraction", type=fraction, default=0.1, help="held-out share of each author's documents")
+    f.add_argument("--time-budget", type=positive_float, default=None, help="seconds")
+    f.add_argument("--jobs", type=positive_int, default=None, help="threads")
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--backend", choices=["numba", "numpy", "dask", "ray"], default=None,
                    help="E-step backend; dask/ray run on the shards of a saved corpus (--corpus DIR)")
     f.add_argument("--address", default=None, help="scheduler address of an existing cluster (dask/ray)")
-    f.add_argument("--workers", type=int, default=2, help="local cluster size when no --address")
+    f.add_argument("--workers", type=positive_int, default=2, help="local cluster size when no --address")
     f.add_argument("--out", default="runs/dapper", help="output directory")
     f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
     f.set_defaults(fn=lambda a: cmd_fit(a, build_kw, load_corpus))

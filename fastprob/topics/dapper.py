@@ -317,11 +317,10 @@ class DAPPER:
         self.vocab_ = list(corpus_like.vocab)
         self.author_names_ = list(corpus_like.author_names)
         man = getattr(corpus_like, "manifest", None)
-        rep = man.get("report", {}) if man else getattr(corpus_like, "report", {})
         # how time steps map back to timestamps (reports label the axis in years)
         self.time_info_ = {"mode": man["time_mode"] if man else corpus_like.time_mode,
                            "width": man["time_width"] if man else corpus_like.time_width,
-                           "origin": rep.get("time_origin")}
+                           "origin": getattr(corpus_like, "time_origin", None)}
         self.n_docs_t_ = np.asarray(n_docs_t, dtype=np.float64)
         self.n_docs_total_ = float(self.n_docs_t_.sum())
         self.epoch_ = 0

@@ -5,6 +5,7 @@ import csv
 import datetime as dt
 import json
 import os
+import warnings
 
 import numpy as np
 
@@ -120,8 +121,9 @@ def persona_plot(model, path, personas=None, n_topics: int = 3, n_words: int = 3
     state) of its ``n_topics`` strongest topics, labelled by their top words, with a band
     of +-1 posterior std of the state mapped through the same softmax.  Written as PNG.
     """
-    import matplotlib
+    from .._optional import require
 
+    matplotlib = require("matplotlib", "plots", "the persona plot (personas.png)")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -183,13 +185,16 @@ def write_reports(model, out_dir, corpus=None, metrics: dict | None = None) -> d
     labels, label = None, None
     info = getattr(model, "time_info_", None) or {}
     if corpus is not None:
-        info = {"mode": corpus.time_mode, "width": corpus.time_width, "origin": corpus.report.get("time_origin")}
+        info = {"mode": corpus.time_mode, "width": corpus.time_width, "origin": corpus.time_origin}
     if info.get("mode") == "absolute" and info.get("origin") is not None:
         labels = days_to_years(model.time_values_, info["origin"], info["width"])
         label = "year"
     elif info.get("mode") == "relative":
         label = f"time since the author's first document (units of {info['width']:g})"
-    persona_plot(model, os.path.join(out_dir, "personas.png"), time_labels=labels, time_label=label)
+    try:
+        persona_plot(model, os.path.join(out_dir, "personas.png"), time_labels=labels, time_label=label)
+    except ImportError as exc:  # matplotlib is an extra: the text reports are still useful
+        warnings.warn(f"personas.png not written: {exc}", stacklevel=2)
     with open(os.path.join(out_dir, "authors.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["author", "persona", "probability", "second_persona", "second_probability"])
