@@ -8,10 +8,11 @@ from .base import DiagonalGaussian, Flow, Split, StandardNormal, Transform
 from .builders import glow, glow_vector, realnvp_image, realnvp_vector
 from .conv1x1 import InvConv1x1
 from .coupling import AffineCoupling, VectorCoupling
+from .ppca import PPCAStep
 from .preprocess import Logit, UniformDequantizer, VariationalDequantizer, bits_per_dim
 from .squeeze import ChannelSplit, Squeeze, SqueezeSplit
 
-__all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "DiagonalGaussian", "Flow", "InvConv1x1", "Logit",
+__all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "DiagonalGaussian", "Flow", "InvConv1x1", "Logit", "PPCAStep",
            "Split", "Squeeze", "SqueezeSplit", "StandardNormal", "Transform", "UniformDequantizer",
            "VariationalDequantizer", "VectorCoupling", "bits_per_dim", "glow", "glow_vector", "ops", "realnvp_image",
            "realnvp_vector"]
