@@ -10,9 +10,10 @@ from .conv1x1 import InvConv1x1
 from .coupling import AffineCoupling, VectorCoupling
 from .ppca import PPCAStep
 from .preprocess import Logit, UniformDequantizer, VariationalDequantizer, bits_per_dim
+from .vae_steps import LinearVAEStep, VAEStep
 from .squeeze import ChannelSplit, Squeeze, SqueezeSplit
 
-__all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "DiagonalGaussian", "Flow", "InvConv1x1", "Logit", "PPCAStep",
+__all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "DiagonalGaussian", "Flow", "InvConv1x1", "LinearVAEStep", "Logit", "PPCAStep",
            "Split", "Squeeze", "SqueezeSplit", "StandardNormal", "Transform", "UniformDequantizer",
-           "VariationalDequantizer", "VectorCoupling", "bits_per_dim", "glow", "glow_vector", "ops", "realnvp_image",
+           "VAEStep", "VariationalDequantizer", "VectorCoupling", "bits_per_dim", "glow", "glow_vector", "ops", "realnvp_image",
            "realnvp_vector"]
