@@ -108,6 +108,39 @@ def summarize(results, rec):
                         notes=f"{len(v)} seeds; p25/p75 columns hold min/max")
 
 
+def markdown(results):
+    """The README table: mean test bits/dim (+- std over seeds) per kind and kept fraction."""
+    runs = results["runs"]
+    head = "| model | " + " | ".join(f"{f:.0%} kept" for f in FRACTIONS) + " |"
+    lines = [head, "|---" * (len(FRACTIONS) + 1) + "|"]
+    none = [r["test_bpd"] for r in runs if r["kind"] == "none"]
+    if none:
+        lines.append(f"| none (d = D, exact) | {np.mean(none):.3f} (all) |" + " |" * (len(FRACTIONS) - 1))
+    names = {"slice": "slice (exact)", "ppca": "PPCA (exact)", "linear-vae": "linear VAE (ELBO)",
+             "vae": "VAE (ELBO)", "intermixed": "intermixed conv VAEs (ELBO)"}
+    for kind in KINDS:
+        cells = []
+        for f in FRACTIONS:
+            v = [r["test_bpd"] for r in runs if r["kind"] == kind and r["fraction"] == f]
+            iw = [r["test_bpd_iw"] for r in runs if r["kind"] == kind and r["fraction"] == f and r.get("test_bpd_iw")]
+            ex = [r["test_bpd_exact_marginal"] for r in runs
+                  if r["kind"] == kind and r["fraction"] == f and r.get("test_bpd_exact_marginal")]
+            c = "-" if not v else f"{np.mean(v):.3f}" + (f" +- {np.std(v):.3f}" if len(v) > 1 else "")
+            if iw:
+                c += f" (IW {np.mean(iw):.3f})"
+            if ex:
+                c += f" (exact {np.mean(ex):.3f})"
+            cells.append(c)
+        lines.append(f"| {names[kind]} | " + " | ".join(cells) + " |")
+    pre = results.get("pretrained", [])
+    if pre:
+        cells = [f"{np.mean([r['test_bpd'] for p in pre for r in p['rows'] if r['fraction'] == f]):.3f}"
+                 for f in FRACTIONS]
+        lines.append("| PPCA fit in closed form to the trained 'none' flow's latents | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    return lines
+
+
 def plot(results=None):
     from fastprob.flows.compressive_train import plot_bpd_vs_fraction
 
@@ -159,6 +192,7 @@ def main():
             results = json.load(f)
         summarize(results, rec)
         plot(results)
+        markdown(results)
     else:
         (speed if a.what == "speed" else table)(a, rec)
     rec.save(not a.no_save)

@@ -272,6 +272,8 @@ def plot_bpd_vs_fraction(series, path, none_bpd=None, title=""):
     if none_bpd is not None:
         ax.axhline(none_bpd, ls="--", color="k", lw=1, label="no compression")
     ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xlim(5, 60)
     ax.set_xticks([6, 12, 25, 50])
     ax.set_xticklabels(["6%", "12%", "25%", "50%"])
     ax.set_xlabel("kept fraction of dimensions (latent size / data size)")
