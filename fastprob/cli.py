@@ -6,6 +6,8 @@
     fastprob dapper fit --corpus sotu|DIR|FILE [...]    train DAPPER, write model + reports
     fastprob dapper report MODEL               reports of a saved model
     fastprob flows train --data digits         train an image flow (RealNVP / Glow)
+    fastprob flows train --compress ppca --latent-fraction F    a compressive flow (PPCA/VAE step)
+    fastprob flows compress MODEL --latent-fraction F   closed-form PPCA on a trained flow's latents
     fastprob gbnf train --data moons           boosted flows on a 2-D toy density
     fastprob gbnf match --energy U1            boosted density matching by reverse KL
 """

@@ -9,12 +9,15 @@ from . import ops  # noqa: E402
 from .actnorm import ActNorm  # noqa: E402
 from .base import DiagonalGaussian, Flow, Split, StandardNormal, Transform  # noqa: E402
 from .builders import glow, glow_vector, realnvp_image, realnvp_vector  # noqa: E402
+from .compressive import CompressiveFlow, SliceStep, intermixed_flow, latent_size  # noqa: E402
 from .conv1x1 import InvConv1x1  # noqa: E402
 from .coupling import AffineCoupling, VectorCoupling  # noqa: E402
+from .ppca import PPCAStep  # noqa: E402
 from .preprocess import Logit, UniformDequantizer, VariationalDequantizer, bits_per_dim  # noqa: E402
 from .squeeze import ChannelSplit, Squeeze, SqueezeSplit  # noqa: E402
+from .vae_steps import LinearVAEStep, VAEStep  # noqa: E402
 
-__all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "DiagonalGaussian", "Flow", "InvConv1x1", "Logit",
-           "Split", "Squeeze", "SqueezeSplit", "StandardNormal", "Transform", "UniformDequantizer",
-           "VariationalDequantizer", "VectorCoupling", "bits_per_dim", "glow", "glow_vector", "ops", "realnvp_image",
+__all__ = ["ActNorm", "AffineCoupling", "ChannelSplit", "CompressiveFlow", "DiagonalGaussian", "Flow", "InvConv1x1", "LinearVAEStep", "Logit", "PPCAStep",
+           "SliceStep", "Split", "Squeeze", "SqueezeSplit", "StandardNormal", "Transform", "UniformDequantizer",
+           "VAEStep", "VariationalDequantizer", "VectorCoupling", "bits_per_dim", "glow", "glow_vector", "intermixed_flow", "latent_size", "ops", "realnvp_image",
            "realnvp_vector"]

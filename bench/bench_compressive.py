@@ -1,0 +1,202 @@
+"""Compressive flows (thesis chapter 5): PPCA step speed, and test bits/dim on digits.
+
+    python -m bench.bench_compressive speed   [--no-save]
+    python -m bench.bench_compressive table   [--epochs 8] [--seeds 2] [--hidden 32] [--depth 2]
+    python -m bench.bench_compressive summary (rows to results.csv + figure from the saved JSON)
+
+speed: PPCAStep.log_prob + backward at D = 784, d = 49, batch 256 against the dense
+torch.distributions.MultivariateNormal(mu, A A^T + s2 I) path, same run, 1 thread.
+table: scikit-learn's 8x8 digits (D = 64), the same RealNVP bijective part (hidden, depth)
+and the same epochs for none / slice / PPCA / linear VAE / VAE / intermixed at kept
+fractions 50 / 25 / 12 / 6 %; bits/dim per data dimension on the 297 test images; then
+closed-form PPCA on the latents of the trained "none" flow (no retraining).
+Results: bench/compressive_digits.json, bench/figures/compressive_digits.png, results.csv.
+"""
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+from bench.harness import Recorder, measure, pin_threads, print_header
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIG = os.path.join(HERE, "figures")
+OUT_JSON = os.path.join(HERE, "compressive_digits.json")
+FRACTIONS = (0.5, 0.25, 0.12, 0.06)
+KINDS = ("slice", "ppca", "linear-vae", "vae", "intermixed")
+
+
+def speed(a, rec):
+    from torch.distributions import MultivariateNormal
+
+    from fastprob.flows import PPCAStep
+
+    D, d, B = 784, 49, 256
+    torch.manual_seed(0)
+    st = PPCAStep(D, d)
+    with torch.no_grad():
+        st.A.copy_(torch.randn(D, d) / 4)
+        st.mu.copy_(torch.randn(D))
+    x = st.sample(B)
+
+    def fast():
+        st.zero_grad()
+        st.log_prob(x).sum().backward()
+
+    def dense():
+        st.zero_grad()
+        C = st.A @ st.A.T + st.s2 * torch.eye(D)
+        MultivariateNormal(st.mu, covariance_matrix=C).log_prob(x).sum().backward()
+
+    ref = measure(dense, repeat=a.repeat)
+    got = measure(fast, repeat=a.repeat)
+    case = f"D={D} d={d} B={B} fp32 fwd+bwd"
+    rec.add(case, "dense-MultivariateNormal", "seconds", ref, "s")
+    rec.add(case, "PPCAStep(Woodbury)", "seconds", got, "s", baseline="dense-MultivariateNormal",
+            ratio=ref["median"] / got["median"], notes="memory O(D d) vs O(D^2)")
+
+
+def table(a, rec):
+    from fastprob.flows.compressive_train import compress_trained, train_compressive
+
+    results = {"config": vars(a), "runs": [], "pretrained": []}
+    if os.path.exists(OUT_JSON) and a.resume:
+        with open(OUT_JSON) as f:
+            results = json.load(f)
+    done = {(r["kind"], r["fraction"], r["seed"]) for r in results["runs"]}
+    c0, t0 = time.process_time(), time.perf_counter()
+    for seed in range(a.seeds):
+        jobs = [("none", None)] + [(k, f) for k in KINDS for f in FRACTIONS]
+        for kind, f in jobs:
+            if (kind, f, seed) in done:
+                continue
+            out = os.path.join(a.runs, f"none-s{seed}") if kind == "none" else None
+            _, m = train_compressive(compress=kind, latent_fraction=f or 0.5, epochs=a.epochs, hidden=a.hidden,
+                                     depth=a.depth, seed=seed, iw_samples=a.iw, out=out)
+            row = {"kind": kind, "fraction": f, "seed": seed, "test_bpd": m["test_bpd"],
+                   "test_bpd_iw": m.get("test_bpd_iw"), "test_bpd_exact_marginal": m.get("test_bpd_exact_marginal"),
+                   "latent_dim": m["latent_dim"], "n_params": m["n_params"], "cpu_seconds": m["cpu_seconds"],
+                   "seconds": m["seconds"]}
+            results["runs"].append(row)
+            print(f"   seed {seed} {kind:10s} f={f}: {m['test_bpd']:.4f} bits/dim"
+                  + (f" (IW-{a.iw} {m['test_bpd_iw']:.4f})" if m.get("test_bpd_iw") else "")
+                  + f"  [{m['cpu_seconds']:.0f} CPU-s]", flush=True)
+            if kind == "none":
+                rep = compress_trained(out, FRACTIONS, out=out)
+                results["pretrained"].append({"seed": seed, "uncompressed": rep["uncompressed_test_bpd"],
+                                              "full_gaussian_refit": rep.get("full_gaussian_refit_test_bpd"),
+                                              "rows": rep["rows"]})
+            results["cpu_seconds_total"] = results.get("cpu_seconds_total", 0) + m["cpu_seconds"]
+            with open(OUT_JSON, "w") as fh:
+                json.dump(results, fh, indent=1)
+    print(f"   table: {time.process_time() - c0:.0f} CPU-s, {time.perf_counter() - t0:.0f} s wall")
+    summarize(results, rec)
+    plot(results)
+
+
+def summarize(results, rec):
+    runs = results["runs"]
+    for kind in ("none",) + KINDS:
+        for f in ([None] if kind == "none" else FRACTIONS):
+            v = [r["test_bpd"] for r in runs if r["kind"] == kind and r["fraction"] == f]
+            if v:
+                stats = {"median": float(np.mean(v)), "p25": float(np.min(v)), "p75": float(np.max(v))}
+                rec.add(f"digits f={f or 1.0}", kind, "test_bpd(mean)", stats, "bits/dim",
+                        notes=f"{len(v)} seeds; p25/p75 columns hold min/max")
+
+
+def markdown(results):
+    """The README table: mean test bits/dim (+- std over seeds) per kind and kept fraction."""
+    runs = results["runs"]
+    head = "| model | " + " | ".join(f"{f:.0%} kept" for f in FRACTIONS) + " |"
+    lines = [head, "|---" * (len(FRACTIONS) + 1) + "|"]
+    none = [r["test_bpd"] for r in runs if r["kind"] == "none"]
+    if none:
+        lines.append(f"| none (d = D, exact) | {np.mean(none):.3f} (all) |" + " |" * (len(FRACTIONS) - 1))
+    names = {"slice": "slice (exact)", "ppca": "PPCA (exact)", "linear-vae": "linear VAE (ELBO)",
+             "vae": "VAE (ELBO)", "intermixed": "intermixed conv VAEs (ELBO)"}
+    for kind in KINDS:
+        cells = []
+        for f in FRACTIONS:
+            v = [r["test_bpd"] for r in runs if r["kind"] == kind and r["fraction"] == f]
+            iw = [r["test_bpd_iw"] for r in runs if r["kind"] == kind and r["fraction"] == f and r.get("test_bpd_iw")]
+            ex = [r["test_bpd_exact_marginal"] for r in runs
+                  if r["kind"] == kind and r["fraction"] == f and r.get("test_bpd_exact_marginal")]
+            c = "-" if not v else f"{np.mean(v):.3f}" + (f" +- {np.std(v):.3f}" if len(v) > 1 else "")
+            if iw:
+                c += f" (IW {np.mean(iw):.3f})"
+            if ex:
+                c += f" (exact {np.mean(ex):.3f})"
+            cells.append(c)
+        lines.append(f"| {names[kind]} | " + " | ".join(cells) + " |")
+    pre = results.get("pretrained", [])
+    if pre:
+        cells = [f"{np.mean([r['test_bpd'] for p in pre for r in p['rows'] if r['fraction'] == f]):.3f}"
+                 for f in FRACTIONS]
+        lines.append("| PPCA fit in closed form to the trained 'none' flow's latents | " + " | ".join(cells) + " |")
+    print("\n".join(lines))
+    return lines
+
+
+def plot(results=None):
+    from fastprob.flows.compressive_train import plot_bpd_vs_fraction
+
+    if results is None:
+        with open(OUT_JSON) as f:
+            results = json.load(f)
+    runs = results["runs"]
+    series = {}
+    for kind in KINDS:
+        pts = []
+        for f in FRACTIONS:
+            v = [r["test_bpd"] for r in runs if r["kind"] == kind and r["fraction"] == f]
+            if v:
+                pts.append((f, float(np.mean(v)), float(np.std(v))))
+        if pts:
+            series[kind] = pts
+    pre = results.get("pretrained", [])
+    if pre:
+        series["PPCA on trained 'none' latents"] = [
+            (f, float(np.mean([r["test_bpd"] for p in pre for r in p["rows"] if r["fraction"] == f])), 0.0)
+            for f in FRACTIONS]
+    none = [r["test_bpd"] for r in runs if r["kind"] == "none"]
+    os.makedirs(FIG, exist_ok=True)
+    n_seeds = len({r["seed"] for r in runs})
+    path = plot_bpd_vs_fraction(series, os.path.join(FIG, "compressive_digits.png"),
+                                none_bpd=float(np.mean(none)) if none else None,
+                                title=f"digits 8x8, RealNVP + compressive step, {n_seeds} seed(s) (mean, std bars)")
+    print(f"   wrote {os.path.relpath(path)}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["speed", "table", "summary"])
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--hidden", type=int, default=32)
+    ap.add_argument("--depth", type=int, default=2)
+    ap.add_argument("--iw", type=int, default=20, help="importance samples for the VAE kinds")
+    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--runs", default="runs/bench_compressive")
+    ap.add_argument("--resume", action="store_true", help="skip runs already in the JSON")
+    ap.add_argument("--no-save", action="store_true")
+    a = ap.parse_args()
+    pin_threads(1)
+    h = print_header(f"compressive flows: {a.what}")
+    rec = Recorder("compressive", h)
+    if a.what == "summary":
+        with open(OUT_JSON) as f:
+            results = json.load(f)
+        summarize(results, rec)
+        plot(results)
+        markdown(results)
+    else:
+        (speed if a.what == "speed" else table)(a, rec)
+    rec.save(not a.no_save)
+
+
+if __name__ == "__main__":
+    main()
