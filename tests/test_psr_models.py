@@ -157,3 +157,25 @@ def test_teacher_density_normalized_and_matches_samples(name):
     # P(pi(y) = x) by integration against sample frequencies
     xs, counts = np.unique(t.pi(y), return_counts=True)
     assert np.allclose(np.exp(t.log_prob_x(xs)), counts / len(y), atol=0.01)
+
+
+def test_cli_psr_train_and_student_teacher(tmp_path):
+    import json
+
+    from fastprob.cli import main
+
+    out = tmp_path / "psr"
+    main(["psr", "train", "--data", "digits", "--scale", "2", "--steps", "2", "--depth", "1", "--hidden", "8",
+          "--limit", "64", "--out", str(out)])
+    m = json.loads((out / "metrics.json").read_text())
+    assert (out / "grid.png").stat().st_size > 0
+    # bicubic of an average-pooled image nearly reproduces the LR image when pooled again
+    assert m["bicubic"]["lr_psnr"] > m["bicubic"]["psnr"]
+    assert m["psr_tau0.8"]["diversity"] > m["psr_tau0.0"]["diversity"] == 0.0
+    with pytest.raises(SystemExit, match="power of 2"):
+        main(["psr", "train", "--data", "digits", "--scale", "3", "--out", str(out)])
+    st = tmp_path / "st"
+    main(["psr", "student-teacher", "--cases", "two-moons", "--steps", "5", "--out", str(st)])
+    r = json.loads((st / "results.json").read_text())["summary"]["two-moons"]
+    assert set(r) >= {"GP", "MC dropout", "PSR flow tau=0.8", "loglik_corr"}
+    assert all(np.isfinite(v["emd"][0]) for k, v in r.items() if k != "loglik_corr")
