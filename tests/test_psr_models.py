@@ -175,7 +175,8 @@ def test_cli_psr_train_and_student_teacher(tmp_path):
     with pytest.raises(SystemExit, match="power of 2"):
         main(["psr", "train", "--data", "digits", "--scale", "3", "--out", str(out)])
     st = tmp_path / "st"
-    main(["psr", "student-teacher", "--cases", "two-moons", "--steps", "5", "--out", str(st)])
+    main(["psr", "student-teacher", "--cases", "two-moons", "--steps", "5", "--n-train", "600",
+          "--n-test", "200", "--out", str(st)])
     r = json.loads((st / "results.json").read_text())["summary"]["two-moons"]
     assert set(r) >= {"GP", "MC dropout", "PSR flow tau=0.8", "loglik_corr"}
     assert all(np.isfinite(v["emd"][0]) for k, v in r.items() if k != "loglik_corr")

@@ -26,6 +26,8 @@ def add_commands(sub):
     s.add_argument("--cases", default="circle-cluster,two-moons,four-circles,abs")
     s.add_argument("--seeds", default="0")
     s.add_argument("--steps", type=int, default=500)
+    s.add_argument("--n-train", type=int, default=5000, help="teacher pairs to train on")
+    s.add_argument("--n-test", type=int, default=600, help="teacher pairs to test on (EMD set size)")
     s.add_argument("--out", default="runs/psr-student-teacher")
     s.set_defaults(fn=cmd_student_teacher)
 
@@ -54,7 +56,8 @@ def cmd_student_teacher(a):
 
     torch.set_num_threads(1)
     seeds = tuple(int(s) for s in a.seeds.split(","))
-    results, summary = run_all(tuple(a.cases.split(",")), seeds, steps=a.steps)
+    results, summary = run_all(tuple(a.cases.split(",")), seeds, steps=a.steps, n_train=a.n_train,
+                               n_test=a.n_test)
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "results.json"), "w") as f:
         json.dump({"summary": summary, "results": results}, f, indent=1)
