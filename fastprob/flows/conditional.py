@@ -86,7 +86,8 @@ class ConditionalInvConv1x1(Transform):
     L(v) is unit lower-triangular, U(v) upper-triangular with diagonal
     ``exp(log_d + max_log_diag * tanh(.))`` > 0; the off-diagonal entries are learned
     constants plus ``max_offdiag * tanh(.)`` of a linear map of the spatially averaged
-    context.  So det W(v) = prod diag U(v) > 0 for every context: the map is invertible
+    context.  So det W(v) = det(P S) prod diag U(v) = +-prod diag U(v), never 0, with the
+    same sign for every context: the map is invertible
     by construction (with entries bounded, so also well conditioned), unlike a free
     matrix per sample (the published code's tanh of a linear map, which can be singular).
 
