@@ -40,8 +40,11 @@ def cmd_train(a):
         check_scale(a.scale)
     except ValueError as exc:
         raise SystemExit(f"fastprob psr train: {exc}")
-    m = run(data=a.data, scale=a.scale, steps=a.steps, depth=a.depth, hidden=a.hidden, batch_size=a.batch_size,
-            lr=a.lr, seed=a.seed, limit=a.limit, downsampling=a.downsampling, out=a.out, crop=a.crop)
+    try:
+        m = run(data=a.data, scale=a.scale, steps=a.steps, depth=a.depth, hidden=a.hidden, batch_size=a.batch_size,
+                lr=a.lr, seed=a.seed, limit=a.limit, downsampling=a.downsampling, out=a.out, crop=a.crop)
+    except (FileNotFoundError, ValueError) as exc:  # missing data set, image size not divisible by the scale
+        raise SystemExit(f"fastprob psr train: {exc}")
     for k in ("bicubic", "cnn_mse", "psr_tau0.0", "psr_tau0.8"):
         r = m[k]
         extra = f"  diversity {r['diversity']:.4f}" if "diversity" in r else ""
