@@ -10,6 +10,8 @@
     fastprob flows compress MODEL --latent-fraction F   closed-form PPCA on a trained flow's latents
     fastprob gbnf train --data moons           boosted flows on a 2-D toy density
     fastprob gbnf match --energy U1            boosted density matching by reverse KL
+    fastprob psr train --data fashion-mnist --scale 4   probabilistic super-resolution flow
+    fastprob psr student-teacher               thesis table 11 on 2-D teachers
 """
 from __future__ import annotations
 
@@ -140,7 +142,7 @@ def main(argv=None):
         topics_cli = None
     if topics_cli is not None:
         topics_cli.add_commands(sub, _corpus_args, _build_kw, _load_corpus_arg)
-    for mod in ("fastprob.flows.cli", "fastprob.models.cli"):
+    for mod in ("fastprob.flows.cli", "fastprob.models.cli", "fastprob.models.psr_cli"):
         try:
             __import__(mod, fromlist=["add_commands"]).add_commands(sub)
         except ImportError:
