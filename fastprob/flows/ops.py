@@ -53,15 +53,28 @@ def _use_triton(backend, tensors) -> bool:
     return reason is None and all(t.is_cuda for t in tensors)
 
 
-def coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, backend=None):
+def coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, backend=None, split=None, const=None):
     """Fused affine coupling; see :func:`fastprob.reference.coupling.coupling`."""
     _check_devices(x, s, t, a)
     if _use_triton(backend, (x, s, t)):
         from ..kernels.triton.coupling import coupling_triton
 
         return coupling_triton(x.contiguous(), s.contiguous(), t.contiguous(), mask, parity, scale_map, a,
-                               inverse)
-    return _ref_coupling.coupling(x, s, t, mask, parity, scale_map, a, inverse)
+                               inverse, split, const)
+    return _ref_coupling.coupling(x, s, t, mask, parity, scale_map, a, inverse, split, const)
+
+
+def coupling_packed(x, h, mask, parity, scale_map, layout="st", a=None, inverse=False, backend=None, split=None,
+                    const=None):
+    """Fused affine coupling reading s and t from the network output ``h`` in ``layout``; see
+    :func:`fastprob.reference.coupling.coupling_packed`."""
+    _check_devices(x, h, a)
+    if _use_triton(backend, (x, h)):
+        from ..kernels.triton.coupling import coupling_packed_triton
+
+        return coupling_packed_triton(x.contiguous(), h.contiguous(), mask, parity, scale_map, layout, a,
+                                      inverse, split, const)
+    return _ref_coupling.coupling_packed(x, h, mask, parity, scale_map, layout, a, inverse, split, const)
 
 
 def squeeze(x, order="standard", backend=None):
