@@ -5,6 +5,8 @@ import pytest
 pytest.importorskip("nflows", reason="nflows is not installed (pip install 'fastprob[compat]')")
 pytest.importorskip("torchtestcase", reason="torchtestcase is not installed (pip install 'fastprob[compat]')")
 
+pytestmark = pytest.mark.slow  # downloads the peer and runs its tests in a subprocess
+
 from compat_peer import fetch_peer_files, run_peer_tests  # noqa: E402
 
 FILES = ["tests/transforms/__init__.py", "tests/transforms/transform_test.py",
