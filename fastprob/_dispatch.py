@@ -144,6 +144,9 @@ register("remap_csr", "cython", "fastprob._csrc.sparse_counts:remap_csr", "cytho
 register("remap_csr", "numpy", "fastprob.reference.sparse_counts:remap_csr")
 register("tokenizer", "cython", "fastprob._csrc.tokenize:HashTokenizer", "cython")
 register("tokenizer", "python", "fastprob.reference.tokenize:HashTokenizer")
+register("word_counts", "cython", "fastprob._csrc.word_counts:WordCounter", "cython",
+         note="scikit-learn token pattern")
+register("word_counts", "python", "fastprob.reference.word_counts:WordCounter")
 # DAPPER E-step: Numba first.
 register("dapper_estep", "numba", "fastprob.kernels.numba.estep:estep", "numba",
          note="parallel over nnz-balanced document chunks")
