@@ -118,3 +118,13 @@ def test_reference_counter_bad_input():
         RefCounter(0)
     with pytest.raises(ValueError, match="vocabulary index"):
         RefCounter(2, (), {"ab": -1})
+
+
+def test_backends_report_lists_the_adapters():
+    from fastprob.compat._report import adapter_report
+
+    rows = dict(adapter_report())
+    assert "fast path" in rows["sklearn.CountVectorizer"]
+    for name in ("nflows.AffineCouplingTransform", "normflows.AffineCouplingBlock"):
+        if name in rows:  # present when the [compat] extra is installed
+            assert "fast path" in rows[name], rows
