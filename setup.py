@@ -26,7 +26,7 @@ if os.environ.get("FASTPROB_PUREPYTHON", "0") not in ("1", "true", "True", "yes"
             extra_compile_args=["-O3"],
             optional=not _required,
         )
-        for name in ("sparse_counts", "tokenize")
+        for name in ("sparse_counts", "tokenize", "word_counts")
     ]
     ext_modules = cythonize(exts, language_level=3, compiler_directives={
         "boundscheck": False, "wraparound": False, "cdivision": True, "initializedcheck": False})

@@ -214,12 +214,16 @@ register("remap_csr", "cython", "fastprob._csrc.sparse_counts:remap_csr", "cytho
 register("remap_csr", "numpy", "fastprob.reference.sparse_counts:remap_csr")
 register("tokenizer", "cython", "fastprob._csrc.tokenize:HashTokenizer", "cython")
 register("tokenizer", "python", "fastprob.reference.tokenize:HashTokenizer")
+register("word_counts", "cython", "fastprob._csrc.word_counts:WordCounter", "cython",
+         note="scikit-learn token pattern")
+register("word_counts", "python", "fastprob.reference.word_counts:WordCounter")
 # DAPPER E-step: Numba first.
 register("dapper_estep", "numba", "fastprob.kernels.numba.estep:estep", "numba",
          note="parallel over nnz-balanced document chunks")
 register("dapper_estep", "numpy", "fastprob.reference.estep:estep")
 # Flow kernels: Triton only on CUDA tensors, checked per call (resolve_for) by _cuda_only.
 for _op, _tri, _ref in (("coupling", "coupling:coupling_triton", "coupling:coupling"),
+                        ("coupling_packed", "coupling:coupling_packed_triton", "coupling:coupling_packed"),
                         ("squeeze", "squeeze:squeeze_triton", "squeeze:squeeze"),
                         ("unsqueeze", "squeeze:unsqueeze_triton", "squeeze:unsqueeze"),
                         ("squeeze_split", "squeeze:squeeze_split_triton", "squeeze:squeeze_split"),

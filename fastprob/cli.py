@@ -1,6 +1,6 @@
 """The ``fastprob`` command line.
 
-    fastprob backends                          which backend each op uses, and why
+    fastprob backends                          which backend each op uses, and why; the drop-in adapters
     fastprob corpus build --corpus sotu|FILE --out DIR   build and save a corpus
     fastprob corpus info DIR                   summary of a saved corpus
     fastprob dapper fit --corpus sotu|DIR|FILE [...]    train DAPPER, write model + reports
@@ -66,8 +66,10 @@ def _build_kw(a):
 
 def cmd_backends(a):
     from . import show_backends
+    from .compat._report import show_adapters
 
     show_backends()
+    show_adapters()
 
 
 def cmd_corpus_build(a):

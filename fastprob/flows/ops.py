@@ -30,11 +30,20 @@ def _c(t):
     return t.contiguous()
 
 
-def coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, backend=None):
+def coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, backend=None, split=None, const=None):
     """Fused affine coupling; see :func:`fastprob.reference.coupling.coupling`."""
     _check_devices(x, s, t, a)
     f = _impl("coupling", backend, (x, s, t))
-    return f(_c(x), _c(s), _c(t), mask, parity, scale_map, a, inverse)
+    return f(_c(x), _c(s), _c(t), mask, parity, scale_map, a, inverse, split, const)
+
+
+def coupling_packed(x, h, mask, parity, scale_map, layout="st", a=None, inverse=False, backend=None, split=None,
+                    const=None):
+    """Fused affine coupling reading s and t from the network output ``h`` in ``layout``; see
+    :func:`fastprob.reference.coupling.coupling_packed`."""
+    _check_devices(x, h, a)
+    f = _impl("coupling_packed", backend, (x, h))
+    return f(_c(x), _c(h), mask, parity, scale_map, layout, a, inverse, split, const)
 
 
 def squeeze(x, order="standard", backend=None):

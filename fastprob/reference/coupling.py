@@ -1,14 +1,24 @@
 """Plain PyTorch reference of the fused affine coupling (same signature as the Triton op).
 
-    coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False) -> (y, logdet)
+    coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, split=None, const=None)
+        -> (y, logdet)
+    coupling_packed(x, h, mask, parity, scale_map, layout="st", ...) -> (y, logdet)
 
 * ``mask="checkerboard"``: ``s`` and ``t`` have the shape of ``x`` (B, C, H, W); positions
   with (h + w + parity) odd are transformed, the others copied.
 * ``mask="channel"``: ``s`` and ``t`` have shape (B, C_t, H, W) for the C_t transformed
-  channels (see :func:`fastprob.reference.masks.channel_split`); the others are copied.
+  channels c0 .. c0 + C_t - 1; the others are copied.  ``split=(c0, C_t)`` sets them
+  (any block of channels); without it ``parity`` picks one of the two halves of
+  :func:`fastprob.reference.masks.channel_split`.
 * forward: y = x * exp(g(s)) + t on transformed positions, logdet = sum g(s) over them.
   inverse: y = (x - t) * exp(-g(s)), logdet = -sum g(s).
-* ``a``: the tanh scale, a tensor of shape (C_s,) (per channel of ``s``) or a scalar.
+* ``scale_map``: see :mod:`fastprob.reference.scale_maps`; ``a`` is the tanh scale, a
+  tensor of shape (C_s,) (per channel of ``s``) or a scalar; ``const`` the eps of
+  ``sigmoid_eps`` or the clamp of ``atan``.
+* ``coupling_packed`` takes the coupling network's output ``h`` (B, 2 C_s, H, W) instead of
+  ``s`` and ``t``; ``layout`` says where they are in it: ``"st"`` (s = first half, fastprob),
+  ``"ts"`` (t = first half, nflows) or ``"ts_interleaved"`` (t = even channels, s = odd
+  channels, normflows).
 
 Gradients come from autograd; this is the oracle of the fused forward and backward.
 """
@@ -19,6 +29,8 @@ import torch
 from .masks import channel_split, checkerboard
 from .scale_maps import apply_scale_map, check_scale_map
 
+LAYOUTS = ("st", "ts", "ts_interleaved")
+
 
 def _a_view(a, s):
     if a is None or not torch.is_tensor(a) or a.dim() == 0:
@@ -26,18 +38,50 @@ def _a_view(a, s):
     return a.view(1, -1, *([1] * (s.dim() - 2)))
 
 
-def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: bool = False):
+def resolve_split(n_channels: int, parity: int, split=None):
+    """(c0, C_t) of a channel mask: ``split`` when given (checked), else the parity half."""
+    if split is None:
+        return channel_split(n_channels, int(parity) % 2)
+    try:
+        c0, ct = (int(v) for v in split)
+    except (TypeError, ValueError):
+        raise ValueError(f"split must be a pair (first transformed channel, number transformed), "
+                         f"got {split!r}") from None
+    if ct < 1 or c0 < 0 or c0 + ct > n_channels:
+        raise ValueError(f"split {(c0, ct)} does not fit {n_channels} channels: need 0 <= c0, 1 <= C_t "
+                         f"and c0 + C_t <= {n_channels}")
+    return c0, ct
+
+
+def split_packed(h: torch.Tensor, layout: str):
+    """(s, t) views of a packed network output ``h`` (B, 2 C_s, ...) in ``layout``."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown parameter layout {layout!r}; choose one of {LAYOUTS}")
+    if h.dim() < 2 or h.shape[1] % 2:
+        raise ValueError(f"the packed network output needs an even channel count, got shape {tuple(h.shape)}")
+    n = h.shape[1] // 2
+    if layout == "st":
+        return h[:, :n], h[:, n:]
+    if layout == "ts":
+        return h[:, n:], h[:, :n]
+    return h[:, 1::2], h[:, 0::2]
+
+
+def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: bool = False, split=None,
+             const=None):
     check_scale_map(scale_map)
-    g = apply_scale_map(s, scale_map, _a_view(a, s))
+    g = apply_scale_map(s, scale_map, _a_view(a, s), const)
     if mask == "checkerboard":
         if x.dim() != 4:
             raise ValueError("checkerboard coupling needs NCHW input")
+        if split is not None:
+            raise ValueError("split applies to the channel mask only")
         b = checkerboard(x.shape[2], x.shape[3], parity, device=x.device, dtype=x.dtype)
         g = g * b
         y = x * torch.exp(g) + t * b if not inverse else (x - t * b) * torch.exp(-g)
         logdet = g.flatten(1).sum(1)
     elif mask == "channel":
-        c0, ct = channel_split(x.shape[1], parity)
+        c0, ct = resolve_split(x.shape[1], parity, split)
         xt = x[:, c0:c0 + ct]
         yt = xt * torch.exp(g) + t if not inverse else (xt - t) * torch.exp(-g)
         y = torch.cat([x[:, :c0], yt, x[:, c0 + ct:]], dim=1)
@@ -45,3 +89,9 @@ def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: b
     else:
         raise ValueError(f"mask must be 'checkerboard' or 'channel', got {mask!r}")
     return y, (-logdet if inverse else logdet)
+
+
+def coupling_packed(x, h, mask: str, parity: int, scale_map: str, layout: str = "st", a=None,
+                    inverse: bool = False, split=None, const=None):
+    s, t = split_packed(h, layout)
+    return coupling(x, s, t, mask, parity, scale_map, a, inverse, split, const)
