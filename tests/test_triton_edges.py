@@ -140,9 +140,10 @@ def test_coupling_repeatable():
 
 
 @triton.jit
-def _coupling_index_probe(out_ptr, N_PER, HW, W, CT0, CT, MASK: tl.constexpr, BLOCK: tl.constexpr):
+def _coupling_index_probe(out_ptr, N_PER, HW, W, CT0, CT, SB, MASK: tl.constexpr, BLOCK: tl.constexpr):
     b, offs = tc._sample_offsets(BLOCK)
-    trans, sidx, cs = tc._index(offs, b, N_PER, HW, W, CT0, CT, 0, MASK)
+    # s as its own tensor: sample stride SB, s-channel cs at cs * HW (layout None of _strides)
+    trans, sidx, tidx, cs = tc._index(offs, b, HW, W, CT0, CT, 0, SB, 0, 1, 0, 1, MASK)
     row = out_ptr + (tl.program_id(0) * 2) * BLOCK
     tl.store(row + tl.arange(0, BLOCK), b * N_PER + offs)  # the x / y / dx index of _load and the kernels
     tl.store(row + BLOCK + tl.arange(0, BLOCK), sidx)
@@ -155,7 +156,8 @@ def test_coupling_offsets_are_64_bit(mask_id):
     n_per, ct0, ct = C * HW, 1, C // 2
     block = 16
     out = torch.zeros(3, 2, block, dtype=torch.int64, device=DEV)
-    _coupling_index_probe[(3, 1)](out, n_per, HW, W, ct0, ct, MASK=mask_id, BLOCK=block)
+    sb = n_per if mask_id == 0 else ct * HW   # checkerboard: s is shaped like x
+    _coupling_index_probe[(3, 1)](out, n_per, HW, W, ct0, ct, sb, MASK=mask_id, BLOCK=block)
     offs = torch.arange(block, dtype=torch.int64)
     for b in range(3):
         expect_x = b * n_per + offs
