@@ -18,6 +18,8 @@ def add_commands(sub):
     t.add_argument("--device", default="auto")
     t.add_argument("--out", default="runs/flows")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--profile", action="store_true",
+                   help="time data loading, forward, backward, optimizer per epoch (table, metrics.json, OUT/phases.png)")
     t.set_defaults(fn=cmd_train)
 
 
@@ -26,7 +28,7 @@ def cmd_train(a):
 
     _, m = train(data=a.data, model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, hidden=a.hidden,
                  depth=a.depth, dequant=a.dequant, out=a.out, resume=a.resume, seed=a.seed, device=a.device,
-                 limit=a.limit)
+                 limit=a.limit, profile=a.profile)
     print(f"test bits/dim: {m['test_bpd']:.4f} ({a.model} on {a.data}, {len(m['history'])} epochs, "
           f"{m['n_params']} parameters)")
-    print(f"wrote {a.out}/samples.png, metrics.json, checkpoint.pt")
+    print(f"wrote {a.out}/samples.png, metrics.json, checkpoint.pt" + (", phases.png" if a.profile else ""))

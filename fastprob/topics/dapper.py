@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .. import _config, _dispatch
+from ..profiling import NULL_TIMER, make_timer
 from ..corpus import Corpus, ShardSet
 from .._io import atomic_write
 from . import mstep
@@ -71,6 +72,11 @@ class DAPPER:
     random_state : int or None
     progress : bool
         Show a progress bar.
+    profile : bool
+        Time each phase of every epoch (E-step, M-step, alpha-step, ELBO, data loading,
+        held-out evaluation, checkpoint I/O; for dask/ray also payload, broadcast, gather
+        and reduce) into ``history_[i]["phases"]`` and ``history_[i]["epoch_wall"]``
+        (seconds; see :mod:`fastprob.profiling`).  Off: no timing calls are made.
 
     Attributes (after fit)
     ----------------------
@@ -83,6 +89,8 @@ class DAPPER:
     history_ : list of dicts, one per epoch (elbo, held-out pwll, seconds, ...)
     """
 
+    _timer = NULL_TIMER  # replaced by a PhaseTimer during fit(profile=True)
+
     def __init__(self, n_topics: int = 25, n_personas: int = 15, regularization: float = 0.2,
                  process_noise: float = 0.2, doc_noise: float = 1.0, batch_size: int | None = None,
                  max_epochs: int = 50, tol: float = 1e-4, local_tol: float = 1e-3,
@@ -91,7 +99,8 @@ class DAPPER:
                  mu0: float = 0.0, sigma0: float = 1.0, time_budget: float | None = None,
                  n_jobs: int | None = None, backend: str | None = None, random_state=None,
                  progress: bool = True, init_docs: int = 3, local_solver: str = "squarem",
-                 address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1):
+                 address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
+                 profile: bool = False):
         self.n_topics = n_topics
         self.n_personas = n_personas
         self.regularization = regularization
@@ -119,6 +128,7 @@ class DAPPER:
         self.address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
+        self.profile = profile
         self._validate_params()
 
     # ------------------------------------------------------------------ validation
@@ -205,7 +215,9 @@ class DAPPER:
 
     def _run_estep_shards(self, corpus, shard_ids):
         paths = [os.path.join(corpus.path, corpus.manifest["shards"][i]["file"]) for i in shard_ids]
-        st = self._executor.run(paths, self._payload())
+        with self._timer.phase("payload"):
+            g = self._payload()
+        st = self._executor.run(paths, g)
         return dict(S_beta=st["S_betaT"].T, S_kappa=st["S_kappa"], n_tp=st["n_tp"], M=st["M"], elbo=st["elbo"],
                     iters=np.array([st["iters"] / max(st["docs"], 1)]), docs=st["docs"], B_t=st["B_t"])
 
@@ -315,6 +327,7 @@ class DAPPER:
         if len(corpus.vocab) == 0:
             raise ValueError("cannot fit DAPPER: the corpus vocabulary is empty")
         rng = np.random.default_rng(self.random_state)
+        self._timer = make_timer(self.profile)
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self._load_state(checkpoint)
             if self.vocab_ != list(corpus.vocab) or self.author_names_ != list(corpus.author_names):
@@ -336,6 +349,7 @@ class DAPPER:
             from ..distributed import make_executor
 
             self._executor = make_executor(self.backend, self.address, self.n_workers, self.threads_per_worker)
+            self._executor.timer = self._timer
         t_start = time.perf_counter()
         spent0 = sum(h["seconds"] for h in self.history_)
         bar = None
@@ -345,28 +359,34 @@ class DAPPER:
             bar = tqdm(total=self.max_epochs, initial=self.epoch_, desc="DAPPER", unit="epoch")
         try:
             while self.epoch_ < self.max_epochs:
+                self._timer.start_epoch()
                 t0 = time.perf_counter()
                 if self.batch_size is None:
                     elbo, iters = self._full_batch_epoch(corpus)
                 else:
                     elbo, iters = self._minibatch_epoch(corpus, rng, bar)
                 self.epoch_ += 1
-                rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / max(self._n_tokens(corpus), 1),
-                       "mean_local_iters": iters, "seconds": time.perf_counter() - t0}
+                with self._timer.phase("bookkeeping"):  # counts a ShardSet's tokens once
+                    rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / max(self._n_tokens(corpus), 1),
+                           "mean_local_iters": iters, "seconds": time.perf_counter() - t0}
                 if test is not None and test.n_docs:
-                    rec["test_pwll"] = self.score(test)
+                    with self._timer.phase("eval"):
+                        rec["test_pwll"] = self.score(test)
                 self.history_.append(rec)
                 # re-seed every epoch from a stored seed, so a resumed fit draws the same batches
                 self._rng_seed_for_resume = int(rng.integers(2**62))
                 rng = np.random.default_rng(self._rng_seed_for_resume)
                 if checkpoint is not None:
-                    self.save(checkpoint)
+                    with self._timer.phase("checkpoint"):
+                        self.save(checkpoint)
                 if bar is not None:
                     post = {"elbo/w": f"{rec['elbo_per_word']:.4f}"}
                     if "test_pwll" in rec:
                         post["test_pwll"] = f"{rec['test_pwll']:.4f}"
                     bar.set_postfix(post)
                     bar.update(1)
+                if self._timer.enabled:
+                    rec.update(self._timer.end_epoch())
                 if len(self.history_) >= 2:
                     prev = self.history_[-2]["elbo"]
                     if abs(elbo - prev) <= self.tol * abs(prev):
@@ -383,6 +403,11 @@ class DAPPER:
             if self._executor is not None:
                 self._executor.close()
                 self._executor = None
+        if self._timer.enabled:
+            from ..profiling import format_table
+
+            print(format_table(self._timer.records, "DAPPER time per phase"))
+        self._timer = NULL_TIMER
         return self
 
     def _n_tokens(self, corpus):
@@ -392,16 +417,21 @@ class DAPPER:
         return self._ntok_cache[1]
 
     def _full_batch_epoch(self, corpus):
-        g = self._global_elbo()  # objective value at (old globals, new locals): monotone
+        T = self._timer
+        with T.phase("elbo"):
+            g = self._global_elbo()  # objective value at (old globals, new locals): monotone
         if self.distributed:
             stats = self._run_estep_shards(corpus, range(corpus.n_shards))
         else:
-            stats, _, _ = self._run_estep(corpus, warn=False)
+            with T.phase("estep"):
+                stats, _, _ = self._run_estep(corpus, warn=False)
         elbo = stats["elbo"] + g
-        self.lambda_ = self.eta_ + stats["S_beta"]
-        self.delta_ = self.omega_ + stats["S_kappa"]
-        self.n_stat_, self.M_stat_ = stats["n_tp"], stats["M"]
-        self._alpha_update()
+        with T.phase("mstep"):
+            self.lambda_ = self.eta_ + stats["S_beta"]
+            self.delta_ = self.omega_ + stats["S_kappa"]
+            self.n_stat_, self.M_stat_ = stats["n_tp"], stats["M"]
+        with T.phase("alpha"):
+            self._alpha_update()
         self.n_updates_ += 1
         return elbo, float(stats["iters"].mean())
 
@@ -415,9 +445,11 @@ class DAPPER:
         return self
 
     def _svi_step(self, batch):
-        stats, _, _ = self._run_estep(batch, warn=False)
+        with self._timer.phase("estep"):
+            stats, _, _ = self._run_estep(batch, warn=False)
         T = self.alpha_.shape[0]
-        return self._svi_update(stats, batch.n_docs, np.bincount(batch.times, minlength=T)[:T])
+        with self._timer.phase("mstep"):  # the alpha-step inside is charged to "alpha"
+            return self._svi_update(stats, batch.n_docs, np.bincount(batch.times, minlength=T)[:T])
 
     def _svi_update(self, stats, B, B_t):
         """The stochastic update of spec 3.4 from the statistics of B documents (B_t per step)."""
@@ -431,7 +463,8 @@ class DAPPER:
         st[present] = self.n_docs_t_[present] / B_t[present]
         self.n_stat_[present] = (1 - r) * self.n_stat_[present] + r * st[present, None] * stats["n_tp"][present]
         self.M_stat_[present] = (1 - r) * self.M_stat_[present] + r * st[present, None, None] * stats["M"][present]
-        self._alpha_update()
+        with self._timer.phase("alpha"):
+            self._alpha_update()
         self.n_updates_ += 1
         return stats
 
@@ -449,20 +482,23 @@ class DAPPER:
                 acc += sz
                 if acc >= self.batch_size or i == order[-1]:
                     stats = self._run_estep_shards(corpus, group)
-                    self._svi_update(stats, stats["docs"], stats["B_t"])
+                    with self._timer.phase("mstep"):
+                        self._svi_update(stats, stats["docs"], stats["B_t"])
                     total_elbo += stats["elbo"]
                     iters += float(stats["iters"][0]) * stats["docs"]
                     n += stats["docs"]
                     group, acc = [], 0
-            return total_elbo + self._global_elbo(), iters / max(n, 1)
-        batches = corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed)
+            with self._timer.phase("elbo"):
+                return total_elbo + self._global_elbo(), iters / max(n, 1)
+        batches = self._timer.iterate("data", corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed))
         for b in batches:
             stats = self._svi_step(b)
             total_elbo += stats["elbo"]
             iters += float(stats["iters"].sum())
             n += b.n_docs
         # a running estimate: local terms under the globals of the moment + final global terms
-        return total_elbo + self._global_elbo(), iters / max(n, 1)
+        with self._timer.phase("elbo"):
+            return total_elbo + self._global_elbo(), iters / max(n, 1)
 
     # ------------------------------------------------------------------ inference
     def transform(self, corpus):
@@ -503,7 +539,7 @@ class DAPPER:
             "max_epochs", "tol", "local_tol", "max_local_iters", "step_size", "learning_offset",
             "learning_decay", "eta", "omega", "mu0", "sigma0", "time_budget", "n_jobs", "backend",
             "random_state", "progress", "init_docs", "local_solver", "address", "n_workers",
-            "threads_per_worker")}
+            "threads_per_worker", "profile")}
 
     def save(self, path):
         """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz)."""
