@@ -57,4 +57,4 @@ def pytest_benchmark_update_machine_info(config, machine_info):
 @pytest.fixture(scope="session")
 def sizes():
     """The problem sizes of the selected tier (a dict; see ``bench.suite.TIERS``)."""
-    return suite.TIERS[suite.tier()]
+    return suite.sizes()

@@ -1,6 +1,9 @@
 """Shared pieces of the pytest-benchmark suites: tiers, machine header, running one member
 of a benchmark group.
 
+``FASTPROB_BENCH_SIZES='{"count_tokens": 200000, "rounds": 9}'`` overrides sizes of the
+selected tier (JSON; keys as in :data:`TIERS`).
+
 ``FASTPROB_BENCH_SLOWDOWN=NAME:FACTOR`` makes every benchmark whose test name contains
 NAME run its timed function FACTOR times per round (an integer >= 1): a planted slowdown,
 used by ``tests/test_bench_regression.py`` to check that ``bench.check_regression``
@@ -15,7 +18,7 @@ import platform
 TIERS = {
     "quick": dict(estep_authors=20, estep_docs_per_author=50, estep_topics=50, estep_personas=10,
                   estep_ref_docs=40, count_tokens=2_000_000, sotu_paragraphs=4000,
-                  flow_shape=(16, 12, 32, 32), flow_hidden=32, rounds=5, flow_rounds=15, flow_iters=5),
+                  flow_shape=(16, 12, 32, 32), flow_hidden=32, rounds=5, flow_rounds=15, flow_iters=10),
     "full": dict(estep_authors=100, estep_docs_per_author=50, estep_topics=50, estep_personas=10,
                  estep_ref_docs=300, count_tokens=20_000_000, sotu_paragraphs=None,
                  flow_shape=(16, 12, 32, 32), flow_hidden=64, rounds=9, flow_rounds=40, flow_iters=10),
@@ -31,6 +34,24 @@ def set_tier(name: str) -> None:
 
 def tier() -> str:
     return _state["tier"]
+
+
+def sizes() -> dict:
+    """The selected tier's sizes with the ``FASTPROB_BENCH_SIZES`` overrides applied."""
+    import json
+
+    out = dict(TIERS[tier()])
+    spec = os.environ.get("FASTPROB_BENCH_SIZES")
+    if spec:
+        try:
+            extra = json.loads(spec)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"FASTPROB_BENCH_SIZES must be a JSON object, got {spec!r} ({exc})") from None
+        unknown = set(extra) - set(out)
+        if unknown:
+            raise ValueError(f"FASTPROB_BENCH_SIZES has unknown keys {sorted(unknown)}; known: {sorted(out)}")
+        out.update(extra)
+    return out
 
 
 def threads() -> int:
@@ -77,10 +98,13 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def _version(mod: str) -> str:
+def _version(dist: str) -> str:
+    # from the installed metadata: importing gensim or torch just for a version costs seconds
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        return getattr(__import__(mod), "__version__", "?")
-    except Exception:
+        return version(dist)
+    except PackageNotFoundError:
         return "-"
 
 
@@ -89,12 +113,14 @@ def backends() -> dict:
     from fastprob import _dispatch
 
     out = {}
-    for op in ("count_tokens", "tokenizer", "dapper_estep", "coupling", "squeeze"):
+    for op in ("count_tokens", "tokenizer", "dapper_estep"):
         try:
             fn = _dispatch.resolve(op)
             out[op] = f"{fn.__module__}.{getattr(fn, '__name__', type(fn).__name__)}"
         except Exception as exc:  # pragma: no cover
             out[op] = f"unavailable ({exc})"
+    # the flow ops dispatch per call on the tensors' device (fastprob.flows.ops)
+    out["coupling/squeeze"] = "Triton on CUDA tensors, PyTorch reference on CPU tensors"
     return out
 
 
@@ -108,8 +134,8 @@ def header() -> dict:
         gpu = "none"
     return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(), "gpu": gpu,
             "tier": tier(), "threads": threads(),
-            "versions": {m: _version(m) for m in ("fastprob", "numpy", "scipy", "numba", "torch", "sklearn",
-                                                  "gensim", "tomotopy")},
+            "versions": {m: _version(m) for m in ("fastprob", "numpy", "scipy", "numba", "torch", "scikit-learn",
+                                                  "gensim", "tomotopy", "pytest-benchmark")},
             "backends": backends()}
 
 

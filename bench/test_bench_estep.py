@@ -89,5 +89,5 @@ def test_estep_reference(benchmark, dap, sizes, impl):
             m.backend = "numba"
 
     out = suite.run(benchmark, f"estep_reference {sub.n_docs} docs", "fastprob" if impl == "numba" else "peer",
-                    fn, anchor=impl == "numpy", rounds=max(3, sizes["rounds"] // 2), tokens=int(sub.n_tokens))
+                    fn, anchor=impl == "numpy", rounds=sizes["rounds"] + 4, tokens=int(sub.n_tokens))
     assert out["S_beta"].sum() == pytest.approx(sub.n_tokens, rel=1e-9)

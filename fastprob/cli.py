@@ -8,6 +8,7 @@
     fastprob flows train --data digits         train an image flow (RealNVP / Glow)
     fastprob gbnf train --data moons           boosted flows on a 2-D toy density
     fastprob gbnf match --energy U1            boosted density matching by reverse KL
+    fastprob bench [--tier quick|full] [--check]  benchmark suites (source checkout)
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def main(argv=None):
         topics_cli = None
     if topics_cli is not None:
         topics_cli.add_commands(sub, _corpus_args, _build_kw, _load_corpus_arg)
-    for mod in ("fastprob.flows.cli", "fastprob.models.cli"):
+    for mod in ("fastprob.flows.cli", "fastprob.models.cli", "fastprob.benchcmd"):
         try:
             __import__(mod, fromlist=["add_commands"]).add_commands(sub)
         except ImportError:
