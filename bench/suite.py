@@ -87,6 +87,12 @@ def pin_threads(n: int) -> None:
         pass
 
 
+def release_threads() -> None:
+    """Undo :func:`pin_threads`' BLAS/OpenMP limits (for in-process runs inside a test session)."""
+    while _limits:
+        _limits.pop().restore_original_limits()
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:

@@ -183,3 +183,37 @@ def test_flows_train_without_profile_has_no_phases(tmp_path):
     assert "profile" not in m and "phases" not in m["history"][0]
     assert not (tmp_path / "phases.png").exists()
     assert np.isfinite(m["test_bpd"])
+
+
+def test_dask_executor_phases(tmp_path):
+    """broadcast / estep / gather / reduce are timed around the real Dask calls; the
+    statistics equal the serial reduction over the shards (the profiled run is correct)."""
+    pytest.importorskip("distributed")
+    from distributed import Client
+
+    from fastprob.corpus import ShardSet
+    from fastprob.datasets import make_dap_corpus
+    from fastprob.distributed import DaskExecutor
+    from fastprob.distributed.tasks import add_stats, estep_shard, tree_reduce
+    from fastprob.topics import DAPPER
+
+    c, _ = make_dap_corpus(n_authors=12, docs_per_author=10, n_topics=4, n_personas=2, n_words=100, n_steps=3,
+                           doc_length=40, seed=3)
+    c.save(tmp_path / "c", shard_docs=30)
+    ss = ShardSet(tmp_path / "c")
+    g = DAPPER(4, 2, max_epochs=1, random_state=0, progress=False, n_jobs=1).fit(c)._payload()
+    paths = [os.path.join(ss.path, s["file"]) for s in ss.manifest["shards"]]
+    ex = DaskExecutor.__new__(DaskExecutor)  # an in-process cluster: no worker processes to start
+    ex.client = Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None)
+    ex._cluster, ex.threads = None, 1
+    ex.timer = profiling.PhaseTimer()
+    try:
+        ex.timer.start_epoch()
+        out = ex.run(paths, g)
+        rec = ex.timer.end_epoch()
+    finally:
+        ex.close()
+    assert {"broadcast", "estep", "gather", "reduce"} <= set(rec["phases"])
+    serial = tree_reduce([estep_shard(p, g, False, 1) for p in paths], add_stats)
+    np.testing.assert_allclose(out["S_betaT"], serial["S_betaT"], rtol=1e-9)
+    assert out["docs"] == serial["docs"] == c.n_docs
