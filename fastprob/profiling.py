@@ -59,6 +59,9 @@ class NullTimer:
     def end_epoch(self):
         return {}
 
+    def close(self):
+        pass
+
 
 NULL_TIMER = NullTimer()
 

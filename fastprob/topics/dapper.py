@@ -398,6 +398,7 @@ class DAPPER:
             else:
                 self.stop_reason_ = "max_epochs"
         finally:
+            self._timer.close()  # unhooks the gc callback if an epoch was interrupted
             if bar is not None:
                 bar.close()
             if self._executor is not None:
