@@ -9,6 +9,10 @@ FASTPROB_DISABLE_CYTHON=1    never use the Cython extensions (counting, tokenize
 FASTPROB_DISABLE_TRITON=1    never use the Triton kernels (flows)
 FASTPROB_NUM_THREADS=N       default thread count for Numba kernels (default: all)
 FASTPROB_PROGRESS=0          turn progress bars off
+TRITON_INTERPRET=1           Triton's own switch (CPU interpreter); fastprob then
+                             honours an explicit backend="triton" on CPU tensors
+FASHION_MNIST_DIR=DIR        where ``fastprob flows train --data fashion-mnist``
+                             finds the IDX files (default: Debian's package path)
 ===========================  =====================================================
 
 The variables are read when this module is imported; tests that change them call
@@ -32,6 +36,8 @@ class Config:
     disable_triton: bool
     num_threads: int | None
     progress: bool
+    triton_interpret: bool
+    fashion_mnist_dir: str | None
 
 
 def _read() -> Config:
@@ -51,6 +57,8 @@ def _read() -> Config:
         disable_triton=_flag("FASTPROB_DISABLE_TRITON"),
         num_threads=num_threads,
         progress=os.environ.get("FASTPROB_PROGRESS", "1").strip() not in ("0", "false", "no"),
+        triton_interpret=os.environ.get("TRITON_INTERPRET", "0").strip() == "1",
+        fashion_mnist_dir=os.environ.get("FASHION_MNIST_DIR") or None,
     )
 
 

@@ -93,7 +93,7 @@ def test_bad_parameters():
     with pytest.raises(ValueError, match="batch_size"):
         DAPPER(3, 2, batch_size=0)
     with pytest.raises(ValueError, match="local_solver"):
-        DAPPER(3, 2, local_solver="newton")
+        DAPPER(3, 2, local_solver="lbfgs")
 
 
 def test_empty_corpus_and_unfitted():

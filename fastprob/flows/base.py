@@ -8,9 +8,27 @@ from __future__ import annotations
 
 import abc
 import math
+import operator
 
 import torch
 from torch import nn
+
+
+def check_positive_int(name: str, value) -> int:
+    """``value`` as an int, or a ValueError naming the argument when it is not an integer >= 1."""
+    try:
+        v = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}") from None
+    if v < 1:
+        raise ValueError(f"{name} must be a positive integer, got {v}")
+    return v
+
+
+def spatial_size(x) -> int:
+    """Elements per channel of one sample of x (B, C, *spatial); 1 for (B, C) vectors.
+    From the shape, so that empty batches work."""
+    return math.prod(x.shape[2:])
 
 
 class Transform(nn.Module, metaclass=abc.ABCMeta):
@@ -113,9 +131,18 @@ class Flow(nn.Module):
         return plan
 
     def _check_input(self, x):
+        if not torch.is_tensor(x) or not x.is_floating_point():
+            kind = x.dtype if torch.is_tensor(x) else type(x).__name__
+            raise TypeError(f"a flow takes floating-point tensors, got {kind}; integer pixels must be "
+                            "dequantized first, e.g. x, _ = UniformDequantizer(n_bins)(pixels) maps "
+                            "0..n_bins-1 to [0, 1)")
         if tuple(x.shape[1:]) != self.event_shape:
             raise ValueError(f"expected inputs of shape (B, {', '.join(map(str, self.event_shape))}), "
                              f"got {tuple(x.shape)}")
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(f"the input data contain {bad} NaN or inf values; clean or drop those samples "
+                             "(this is a problem of the data, not of the model)")
 
     def forward(self, x, context=None):
         """Data -> (latent (B, D), logdet (B,))."""
@@ -158,6 +185,13 @@ class Flow(nn.Module):
 
     @torch.no_grad()
     def sample(self, n, temperature=1.0, context=None):
+        """``n`` samples of shape (n, *event_shape); n = 0 gives an empty tensor."""
+        try:
+            n = operator.index(n)
+        except TypeError:
+            raise ValueError(f"the number of samples must be an integer >= 0, got {n!r}") from None
+        if n < 0:
+            raise ValueError(f"the number of samples must be an integer >= 0, got {n}")
         p = next(self.parameters(), None)
         dev = p.device if p is not None else None
         dt = p.dtype if p is not None else None

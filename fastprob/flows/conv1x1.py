@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Transform
+from .base import Transform, check_positive_int, spatial_size
 
 
 class InvConv1x1(Transform):
@@ -16,6 +16,7 @@ class InvConv1x1(Transform):
 
     def __init__(self, channels: int, seed: int | None = None):
         super().__init__()
+        channels = check_positive_int("InvConv1x1 channels", channels)
         g = torch.Generator().manual_seed(seed if seed is not None else torch.seed() % (2**31))
         q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=g, dtype=torch.float64))
         P, L, U = torch.linalg.lu(q)
@@ -42,10 +43,10 @@ class InvConv1x1(Transform):
 
     def forward(self, x, context=None):
         W = self.weight().to(x.dtype)
-        spatial = x[0, 0].numel()
+        spatial = spatial_size(x)
         return self._mix(W, x), (self.log_s.sum().to(x.dtype) * spatial).expand(x.shape[0])
 
     def inverse(self, z, context=None):
         W = self.weight().to(z.dtype)
-        spatial = z[0, 0].numel()
+        spatial = spatial_size(z)
         return self._mix(torch.linalg.inv(W), z), (-self.log_s.sum().to(z.dtype) * spatial).expand(z.shape[0])

@@ -7,14 +7,25 @@ from torch import nn
 from ..reference.masks import channel_split, checkerboard
 from ..reference.scale_maps import check_scale_map
 from . import ops
-from .base import Transform
+from .base import Transform, check_positive_int
 
 
-def _check_finite(s, t):
+def _check_finite(s, t, x):
     if not (torch.isfinite(s).all() and torch.isfinite(t).all()):
+        if not torch.isfinite(x).all():  # garbage in: say so rather than blame the network
+            raise ValueError("the input to this coupling layer contains NaN or inf; clean the data "
+                             "(or find the layer before this one that overflowed)")
         raise FloatingPointError(
             "the coupling network produced NaN or inf scales/shifts; lower the learning rate, clip "
             "gradients, or use the 'bounded' or 'tanh' scale map")
+
+
+def _check_output(y, scale_map, direction):
+    if not torch.isfinite(y).all():
+        raise FloatingPointError(
+            f"the coupling {direction} overflowed (NaN or inf output, while the log-determinant stays "
+            f"finite) with the {scale_map!r} scale map: its scales are unbounded; use the 'bounded', "
+            "'tanh' or 'sigmoid' scale map, or lower the learning rate")
 
 
 class ConvNet(nn.Module):
@@ -75,6 +86,10 @@ class AffineCoupling(Transform):
                  context_channels=0, net=None, backend=None, check_finite=True):
         super().__init__()
         check_scale_map(scale_map)
+        channels = check_positive_int("AffineCoupling channels", channels)
+        hidden = check_positive_int("hidden", hidden)
+        if context_channels < 0:
+            raise ValueError(f"context_channels must be >= 0, got {context_channels}")
         if mask not in ("checkerboard", "channel"):
             raise ValueError(f"mask must be 'checkerboard' or 'channel', got {mask!r}")
         if mask == "channel" and channels < 2:
@@ -108,16 +123,22 @@ class AffineCoupling(Transform):
         h = self.net(inp)
         s, t = h[:, : self.c_t].contiguous(), h[:, self.c_t:].contiguous()
         if self.check_finite:
-            _check_finite(s, t)
+            _check_finite(s, t, x)
         return s, t
 
     def forward(self, x, context=None):
         s, t = self._params(x, context)
-        return ops.coupling(x, s, t, self.mask, self.parity, self.scale_map, self.a, False, self.backend)
+        z, ld = ops.coupling(x, s, t, self.mask, self.parity, self.scale_map, self.a, False, self.backend)
+        if self.check_finite:
+            _check_output(z, self.scale_map, "forward")
+        return z, ld
 
     def inverse(self, z, context=None):
         s, t = self._params(z, context)  # the conditioning half is unchanged by the coupling
-        return ops.coupling(z, s, t, self.mask, self.parity, self.scale_map, self.a, True, self.backend)
+        x, ld = ops.coupling(z, s, t, self.mask, self.parity, self.scale_map, self.a, True, self.backend)
+        if self.check_finite:
+            _check_output(x, self.scale_map, "inverse")
+        return x, ld
 
 
 class VectorCoupling(Transform):
@@ -128,6 +149,9 @@ class VectorCoupling(Transform):
                  check_finite=True):
         super().__init__()
         check_scale_map(scale_map)
+        dim = check_positive_int("VectorCoupling dim", dim)
+        hidden = check_positive_int("hidden", hidden)
+        layers = check_positive_int("layers", layers)
         if dim < 2:
             raise ValueError(f"a vector coupling needs at least 2 features, got {dim}")
         self.dim, self.parity, self.scale_map = dim, int(parity) % 2, scale_map
@@ -147,17 +171,21 @@ class VectorCoupling(Transform):
         h = self.net(cond)
         s, t = h[:, : self.c_t], h[:, self.c_t:]
         if self.check_finite:
-            _check_finite(s, t)
+            _check_finite(s, t, x)
         return s[:, :, None, None].contiguous(), t[:, :, None, None].contiguous()
 
     def forward(self, x, context=None):
         s, t = self._params(x, context)
         z, ld = ops.coupling(x[:, :, None, None].contiguous(), s, t, "channel", self.parity, self.scale_map,
                              self.a, False, self.backend)
+        if self.check_finite:
+            _check_output(z, self.scale_map, "forward")
         return z[:, :, 0, 0], ld
 
     def inverse(self, z, context=None):
         s, t = self._params(z, context)
         x, ld = ops.coupling(z[:, :, None, None].contiguous(), s, t, "channel", self.parity, self.scale_map,
                              self.a, True, self.backend)
+        if self.check_finite:
+            _check_output(x, self.scale_map, "inverse")
         return x[:, :, 0, 0], ld

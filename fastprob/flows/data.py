@@ -12,6 +12,8 @@ import os
 import numpy as np
 import torch
 
+from .. import _config
+
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 
 
@@ -40,7 +42,7 @@ def load_images(name: str, seed: int = 0, limit: int | None = None):
         n_test = 297
         train, test, n_bins = x[perm[n_test:]], x[perm[:n_test]], 17
     elif name in ("fashion-mnist", "fashion_mnist"):
-        d = os.environ.get("FASHION_MNIST_DIR") or next((p for p in FASHION_DIRS if os.path.isdir(p)), None)
+        d = _config.config.fashion_mnist_dir or next((p for p in FASHION_DIRS if os.path.isdir(p)), None)
         if d is None:
             raise FileNotFoundError("Fashion-MNIST not found: install Debian's dataset-fashion-mnist package "
                                     "(apt-get install dataset-fashion-mnist) or set FASHION_MNIST_DIR")

@@ -23,6 +23,11 @@ class Logit(Transform):
         self.alpha = alpha
 
     def forward(self, x, context=None):
+        lo, hi = torch.aminmax(x.detach()) if x.numel() else (0.0, 1.0)
+        if not (float(lo) >= 0.0 and float(hi) <= 1.0):  # the negation also catches NaN
+            raise ValueError(f"Logit expects data in [0, 1], got values in [{float(lo):g}, {float(hi):g}]; "
+                             "scale integer pixels with n_bins levels to x = (pixels + u) / n_bins, e.g. with "
+                             "UniformDequantizer(n_bins)")
         p = self.alpha + (1 - 2 * self.alpha) * x
         y = torch.log(p) - torch.log1p(-p)
         ld = (math.log(1 - 2 * self.alpha) - torch.log(p) - torch.log1p(-p)).flatten(1).sum(1)

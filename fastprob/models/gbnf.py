@@ -17,6 +17,7 @@ component with the others fixed.
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 import torch
@@ -148,13 +149,25 @@ class BoostedFlow(nn.Module):
         """log G(x) (normalized; multiplicative uses the estimated log Z, see ``log_z_se``)."""
         if not len(self.components):
             raise RuntimeError("this boosted flow has no trained component yet: call fit()")
-        self._check_input(x)
+        x, context = self._as_input(x), self._as_input(context, "context")
         lg = self.component_log_probs(x, context)
         return self._combine(lg, self.weights().to(lg.device), self.log_z)
 
-    def _check_input(self, x):
+    def _check_input(self, x, name="inputs"):
         if not torch.isfinite(x).all():
-            raise ValueError("inputs contain NaN or inf; clean the data first")
+            raise ValueError(f"{name} contain NaN or inf; clean the data first")
+
+    def _as_input(self, x, name="inputs", like=None):
+        """x as a finite tensor of the components' dtype and device (so that fit and log_prob
+        accept the same inputs: float64, float32, integers or NumPy arrays)."""
+        if x is None:
+            return None
+        like = like if like is not None else (self.components[0] if len(self.components) else None)
+        p = next(like.parameters(), None) if like is not None else None
+        dtype = p.dtype if p is not None else torch.get_default_dtype()
+        x = torch.as_tensor(x).to(dtype=dtype, device=p.device if p is not None else None)
+        self._check_input(x, name)
+        return x
 
     # ------------------------------------------------------------------ normalizer
     @torch.no_grad()
@@ -235,9 +248,11 @@ class BoostedFlow(nn.Module):
     def fit(self, x, x_val, context=None, context_val=None, epochs: int = 50, batch_size: int = 256,
             lr: float = 1e-3, finetune_epochs: int = 0, seed: int = 0, progress: bool = True):
         """Train all components (continuing if some are already trained)."""
-        x, x_val = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(x_val, dtype=torch.float32)
-        self._check_input(x)
-        self._check_input(x_val)
+        x, x_val = self._as_input(x, "training data"), self._as_input(x_val, "validation data")
+        context, context_val = self._as_input(context, "context"), self._as_input(context_val, "context_val")
+        for name, v in (("training data x", x), ("validation data x_val", x_val)):
+            if v.dim() < 2 or v.shape[0] == 0:
+                raise ValueError(f"{name} must be a non-empty (N, D) array, got shape {tuple(v.shape)}")
         if self.conditional and (context is None or context_val is None):
             raise ValueError("a conditional GBNF needs context and context_val")
         rng = np.random.default_rng(seed)
@@ -250,6 +265,9 @@ class BoostedFlow(nn.Module):
         while len(self.components) < self.n_components:
             c = len(self.components)
             g = self.make_component(c)
+            if c == 0:  # the data follow the components' dtype (float32 unless make_component says otherwise)
+                x, x_val = self._as_input(x, like=g), self._as_input(x_val, like=g)
+                context, context_val = self._as_input(context, like=g), self._as_input(context_val, like=g)
             sample_w = self.resampling_weights(x, context) if c > 0 else None
             for p in self.parameters():
                 p.requires_grad_(False)
@@ -302,9 +320,27 @@ class BoostedFlow(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, context=None, seed=None):
         """Additive: choose c ~ Categorical(w), draw from g_c.  Multiplicative: sampling /
-        importance resampling from the uniform mixture of components (approximate)."""
+        importance resampling from the uniform mixture of components (approximate).
+
+        ``seed`` makes the whole draw reproducible (component choices and the components'
+        own noise) without touching the global random state."""
+        if seed is None:
+            return self._sample(n, context)
+        p = next(self.parameters(), None)
+        devices = [p.device] if p is not None and p.is_cuda else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self._sample(n, context, seed)
+
+    def _sample(self, n, context=None, seed=None):
         if not len(self.components):
             raise RuntimeError("no trained component: call fit()")
+        n = operator.index(n)
+        if n < 0:
+            raise ValueError(f"the number of samples must be >= 0, got {n}")
+        if n == 0:
+            p = next(self.components[0].parameters())
+            return torch.empty(0, *self.components[0].event_shape, dtype=p.dtype, device=p.device)
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         w = self.weights()
         C = len(self.components)

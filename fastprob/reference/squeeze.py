@@ -26,6 +26,8 @@ def squeeze(x, order: str = "standard"):
     B, C, H, W = x.shape
     if H % 2 or W % 2:
         raise ValueError(f"squeeze needs even height and width, got {H}x{W}; pad or crop the input")
+    if B == 0:  # pixel_unshuffle returns the input shape for an empty batch (torch 2.x)
+        return x.new_empty(0, 4 * C, H // 2, W // 2)
     if order == "standard":
         return F.pixel_unshuffle(x, 2)
     return torch.cat([x[:, :, i::2, j::2] for i, j in _CB], dim=1)
@@ -37,6 +39,8 @@ def unsqueeze(z, order: str = "standard"):
     B, C4, H, W = z.shape
     if C4 % 4:
         raise ValueError(f"unsqueeze needs a channel count divisible by 4, got {C4}")
+    if B == 0:  # as in squeeze: pixel_shuffle mis-shapes an empty batch
+        return z.new_empty(0, C4 // 4, 2 * H, 2 * W)
     if order == "standard":
         return F.pixel_shuffle(z, 2)
     C = C4 // 4

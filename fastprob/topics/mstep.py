@@ -75,6 +75,13 @@ def alpha_system(n_tp, M_tpk, time_values, process_noise, doc_noise, mu0, sigma0
     return ab, rhs
 
 
+def _trim_bands(ab):
+    """Drop band rows that reach past the matrix (one time step: the (t, t+1) band is empty);
+    scipy's banded solver rejects more bands than the order allows."""
+    n = ab.shape[1]
+    return ab[:n] if ab.shape[0] > n else ab
+
+
 def banded_matvec(ab, x):
     """A @ x for the symmetric banded matrix in lower form ``ab``."""
     bw = ab.shape[0] - 1
@@ -102,13 +109,28 @@ def alpha_step(n_tp, M_tpk, time_values, process_noise, doc_noise, mu0=0.0, sigm
     T, P = n_tp.shape
     K = M_tpk.shape[2]
     ab, rhs = alpha_system(n_tp, M_tpk, time_values, process_noise, doc_noise, mu0, sigma0_sq, rho)
-    x = solveh_banded(ab, rhs, lower=True, check_finite=False)
-    res = np.linalg.norm(banded_matvec(ab, x) - rhs) / max(np.linalg.norm(rhs), 1e-300)
+    ab = _trim_bands(ab)
+    if rho > 0:
+        # The penalty acts on the centred trajectories only (see penalty()): the part of the
+        # right-hand side along the all-ones topic direction is solved without it.
+        ab0 = _trim_bands(alpha_system(n_tp, M_tpk[:, :, :1], time_values, process_noise, doc_noise, mu0,
+                                       sigma0_sq, 0.0)[0])
+        mean = rhs.mean(axis=1, keepdims=True)
+        x = solveh_banded(ab, rhs - mean, lower=True, check_finite=False) \
+            + solveh_banded(ab0, mean, lower=True, check_finite=False)
+        xm = x.mean(axis=1, keepdims=True)
+        Ax = banded_matvec(ab, x - xm) + banded_matvec(ab0, np.repeat(xm, K, axis=1))
+    else:
+        ab0 = ab
+        x = solveh_banded(ab, rhs, lower=True, check_finite=False)
+        Ax = banded_matvec(ab, x)
+    res = np.linalg.norm(Ax - rhs) / max(np.linalg.norm(rhs), 1e-300)
     pd, po = prior_precision(time_values, process_noise, sigma0_sq)
     diag = pd[None, :] + (n_tp / doc_noise).T          # (P, T), rho = 0 precision per persona
     off = np.broadcast_to(po, (P, max(T - 1, 0)))
     S, So, logdet_post = tridiag_selected_inverse(diag, off)
-    info = {"ab": ab, "rhs": rhs, "residual": float(res), "cov_off": So.T, "logdet_post": logdet_post}
+    info = {"ab": ab, "ab0": ab0, "rhs": rhs, "residual": float(res), "cov_off": So.T,
+            "logdet_post": logdet_post}
     return x.reshape(T, P, K), S.T.copy(), info
 
 
@@ -144,7 +166,14 @@ def dirichlet_elbo(lam, prior):
 
 
 def penalty(alpha, n_tp, doc_noise):
-    """R = sum_t 1/(2 s2) sum_p sum_{q != p} sqrt(n_tp n_tq) alpha_tp . alpha_tq."""
+    """R = sum_t 1/(2 s2) sum_p sum_{q != p} sqrt(n_tp n_tq) c_tp . c_tq, c = centred alpha.
+
+    Centred: c_tp = alpha_tp - mean_k(alpha_tpk).  Shifting all topic coordinates of a
+    trajectory (and its documents' theta) together changes no word probability, so nothing
+    in the data pins that direction; on uncentred trajectories the penalty rewards moving
+    personas apart along it without bound (the regularized ELBO is unbounded above).
+    """
+    alpha = alpha - alpha.mean(axis=2, keepdims=True)
     sq = np.sqrt(np.maximum(n_tp, 0.0))
     s = np.einsum("tp,tpk->tk", sq, alpha)                  # sum_p sqrt(n) alpha
     total = np.sum(s * s) - np.sum(n_tp[:, :, None] * alpha * alpha)

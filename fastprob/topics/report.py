@@ -47,6 +47,53 @@ def persona_summary(model, threshold: float = 0.9) -> dict:
             "personas": int(ap.shape[1]), "topics": int(model.n_topics)}
 
 
+def persona_diagnostics(model, min_docs: int = 20) -> dict:
+    """Numbers that say whether the personas mean anything (the issue's real-corpus audit).
+
+    - ``persona_doc_share`` (P,): expected share of documents per persona, and
+      ``personas_used``: how many carry at least 1% of them;
+    - ``author_top_persona_mean``: mean over authors with >= ``min_docs`` expected documents
+      of their largest persona probability (1: each author is one persona; 1/P: spread
+      evenly), and ``author_persona_entropy``: their mean normalized entropy;
+    - ``trajectory_movement`` (P,): mean distance between consecutive persona states,
+      sqrt(mean_k (alpha_t - alpha_{t-1})^2), averaged over time steps;
+    - ``persona_similarity``: mean cosine similarity between the time-averaged, centred
+      trajectories of the used personas (near 1: the personas are copies of each other);
+    - ``top2_topic_mass``: share of all expected word assignments held by the two largest
+      topics (the rest spread over K - 2).
+    """
+    model._check_fitted()
+    P = model.n_personas
+    n = np.asarray(model.n_stat_, dtype=np.float64)
+    share = n.sum(axis=0) / max(n.sum(), 1e-300)
+    docs = np.maximum(model.delta_ - model.omega_, 0.0)          # expected documents per (author, persona)
+    per_author = docs.sum(axis=1)
+    big = per_author >= min_docs
+    ap = model.author_persona_[big]
+    if ap.shape[0]:
+        top = float(ap.max(axis=1).mean())
+        ent = float((-(ap * np.log(np.maximum(ap, 1e-300))).sum(axis=1) / np.log(P)).mean()) if P > 1 else 0.0
+    else:
+        top, ent = float("nan"), float("nan")
+    a = model.alpha_
+    move = (np.sqrt(((a[1:] - a[:-1]) ** 2).mean(axis=2)).mean(axis=0) if a.shape[0] > 1
+            else np.zeros(P))
+    used = np.flatnonzero(share >= 0.01)
+    c = a.mean(axis=0)[used]
+    c = c - c.mean(axis=1, keepdims=True)
+    nrm = np.linalg.norm(c, axis=1)
+    sim = float("nan")
+    if used.size > 1 and np.all(nrm > 0):
+        cs = (c / nrm[:, None]) @ (c / nrm[:, None]).T
+        sim = float(cs[np.triu_indices(used.size, 1)].mean())
+    mass = np.sort(model.lambda_.sum(axis=1) - model.eta_ * model.lambda_.shape[1])[::-1]
+    return {"persona_doc_share": share.tolist(), "personas_used": int(used.size),
+            "authors_with_min_docs": int(big.sum()), "min_docs": int(min_docs),
+            "author_top_persona_mean": top, "author_persona_entropy": ent,
+            "trajectory_movement": move.tolist(), "persona_similarity": sim,
+            "top2_topic_mass": float(mass[:2].sum() / max(mass.sum(), 1e-300))}
+
+
 def author_table(model):
     """Rows (author, best persona, its probability, second persona, its probability)."""
     ap = model.author_persona_
@@ -149,6 +196,7 @@ def write_reports(model, out_dir, corpus=None, metrics: dict | None = None) -> d
         w.writerows(author_table(model))
     summ = persona_summary(model)
     summ["persona_top3_topics"] = strongest_topics(model, 3).tolist()
+    summ["diagnostics"] = persona_diagnostics(model)
     with open(os.path.join(out_dir, "persona_summary.json"), "w") as f:
         json.dump(summ, f, indent=1)
     if metrics is not None:

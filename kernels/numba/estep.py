@@ -32,7 +32,8 @@ from .vecmath import vexp, vlog
 FASTMATH = {"reassoc", "contract"}
 FLAGS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 MAX_JUMP = 5.0  # largest SQUAREM extrapolation beyond the plain double step, per coordinate
-GATHER_ROWS = 4096  # documents with more distinct words are not copied into the buffer
+GATHER_ROWS = 4096
+PHI_EPS = 2.220446049250313e-16  # floor of phi's normalizer, as the reference (underflow at large K)  # documents with more distinct words are not copied into the buffer
 
 
 # The building blocks work on four rows at a time: a K-long dot product is a reduction
@@ -84,12 +85,12 @@ def _word_pass(R, ridx, cnt, em, inv_norm, phisum):
     while j + 4 <= u:
         i0, i1, i2, i3 = ridx[j], ridx[j + 1], ridx[j + 2], ridx[j + 3]
         a0, a1, a2, a3 = _dot4(R, i0, i1, i2, i3, em)
-        r0, r1, r2, r3 = 1.0 / a0, 1.0 / a1, 1.0 / a2, 1.0 / a3
+        r0, r1, r2, r3 = 1.0 / (a0 + PHI_EPS), 1.0 / (a1 + PHI_EPS), 1.0 / (a2 + PHI_EPS), 1.0 / (a3 + PHI_EPS)
         inv_norm[j], inv_norm[j + 1], inv_norm[j + 2], inv_norm[j + 3] = r0, r1, r2, r3
         _axpy4(R, i0, i1, i2, i3, cnt[j] * r0, cnt[j + 1] * r1, cnt[j + 2] * r2, cnt[j + 3] * r3, phisum)
         j += 4
     while j < u:
-        r0 = 1.0 / _dot1(R, ridx[j], em)
+        r0 = 1.0 / (_dot1(R, ridx[j], em) + PHI_EPS)
         inv_norm[j] = r0
         _axpy1(R, ridx[j], cnt[j] * r0, phisum)
         j += 1
@@ -182,6 +183,97 @@ def _cvi_map(R, ridx, cnt, N, elogk_a, alpha_t, asq_t, s2, m, v, m_new, v_new,
     return shift
 
 
+ARMIJO = 1e-4       # sufficient-increase constant of the Newton line searches (as the reference)
+MAX_HALVINGS = 40
+
+
+@njit(inline="always", **FLAGS)
+def _mv_objective(n, atau, N, s2, tm, tv):
+    """The reference's mv_objective at the point (tm, tv)."""
+    K = tm.shape[0]
+    c = tm[0] + 0.5 * tv[0]
+    for k in range(1, K):
+        c = max(c, tm[k] + 0.5 * tv[k])
+    z = 0.0
+    acc = 0.0
+    for k in range(K):
+        mk = tm[k]
+        vk = tv[k]
+        z += vexp(mk + 0.5 * vk - c)
+        acc += -(mk * mk + vk - 2.0 * mk * atau[k]) / (2.0 * s2) + 0.5 * vlog(vk) + n[k] * mk
+    return acc - N * (c + np.log(z))
+
+
+@njit(**FLAGS)
+def _newton_mv(m, v, n, atau, N, s2, p, g, d, tm, tv):
+    """One exact Newton step in m, then one in v, with backtracking (reference: newton_mv).
+
+    The Hessians are diagonal plus rank one (Sherman-Morrison, O(K)); the line search accepts
+    only steps that raise the (m, v) objective, so the local ELBO never decreases.
+    """
+    K = m.shape[0]
+    for which in range(2):
+        c = m[0] + 0.5 * v[0]
+        for k in range(1, K):
+            c = max(c, m[k] + 0.5 * v[k])
+        z = 0.0
+        for k in range(K):
+            p[k] = vexp(m[k] + 0.5 * v[k] - c)
+            z += p[k]
+        for k in range(K):
+            p[k] /= z
+        for k in range(K):
+            tm[k] = m[k]
+            tv[k] = v[k]
+        f0 = _mv_objective(n, atau, N, s2, tm, tv)
+        # d = D^-1 g and D^-1 p, then the rank-one correction
+        pdg = 0.0
+        pdp = 0.0
+        if which == 0:
+            cr = N
+            for k in range(K):
+                g[k] = (atau[k] - m[k]) / s2 + n[k] - N * p[k]
+                dk = 1.0 / (1.0 / s2 + N * p[k])
+                d[k] = dk * g[k]
+                pdg += p[k] * d[k]
+                pdp += p[k] * p[k] * dk
+        else:
+            cr = 0.25 * N
+            for k in range(K):
+                g[k] = -0.5 / s2 + 0.5 / v[k] - 0.5 * N * p[k]
+                dk = 1.0 / (0.5 / (v[k] * v[k]) + 0.25 * N * p[k])
+                d[k] = dk * g[k]
+                pdg += p[k] * d[k]
+                pdp += p[k] * p[k] * dk
+        coef = cr * pdg / (1.0 - cr * pdp)
+        slope = 0.0
+        for k in range(K):
+            if which == 0:
+                dk = 1.0 / (1.0 / s2 + N * p[k])
+            else:
+                dk = 1.0 / (0.5 / (v[k] * v[k]) + 0.25 * N * p[k])
+            d[k] += coef * dk * p[k]
+            slope += g[k] * d[k]
+        if not slope > 0.0:
+            continue
+        t = 1.0
+        for _ in range(MAX_HALVINGS):
+            ok = True
+            for k in range(K):
+                if which == 0:
+                    tm[k] = m[k] + t * d[k]
+                else:
+                    tv[k] = v[k] + t * d[k]
+                    if not tv[k] > 0.0:
+                        ok = False
+            if ok and _mv_objective(n, atau, N, s2, tm, tv) >= f0 + ARMIJO * t * slope:
+                for k in range(K):
+                    m[k] = tm[k]
+                    v[k] = tv[k]
+                break
+            t *= 0.5
+
+
 @njit(**FLAGS)
 def _squarem_point(m, v, m1, v1, m2, v2, lv0, lv1, lv2, xm, xv):
     """SQUAREM's extrapolated point from x0, x1 = F(x0), x2 = F(x1) in (m, log v) coordinates,
@@ -222,24 +314,39 @@ def _squarem_point(m, v, m1, v1, m2, v2, lv0, lv1, lv2, xm, xv):
 
 @njit(**FLAGS)
 def _one_doc(R, ridx, cnt, elogk_a, alpha_t, asq_t, s2, tol, max_iters, r,
-             solver, m, v, lam1, lam2, em, ex, phisum, tau, atau, inv_norm, wk):
+             solver, warm, m, v, lam1, lam2, em, ex, phisum, tau, atau, inv_norm, wk):
     """Local step of one document in the given work arrays; returns (shift, n_iter).
 
     solver 0: damped CVI (spec 3.2).  solver 1: the same undamped CVI map accelerated by
     SQUAREM extrapolation (same fixed point, far fewer passes when data dominate the prior).
-    ``wk`` is a (9, K) work array.
+    solver 2: block coordinate ascent with exact Newton steps on (m, v) (monotone).
+    ``warm``: start from the m, v passed in (else m = 0, v = s2).  ``wk`` is a (9, K) work array.
     """
     K = m.shape[0]
     N = 0.0
     for j in range(cnt.shape[0]):
         N += cnt[j]
     for k in range(K):
-        m[k] = 0.0
-        v[k] = s2
+        if not warm:
+            m[k] = 0.0
+            v[k] = s2
         lam1[k] = 0.0
         lam2[k] = 0.0
     n_iter = 0
-    if solver == 0:
+    if solver == 2:
+        for it in range(max_iters):
+            _phi_tau(R, ridx, cnt, elogk_a, alpha_t, asq_t, s2, m, em, phisum, tau, inv_norm)
+            _rows_axpy(alpha_t, tau, atau)
+            for k in range(K):
+                lam1[k] = m[k]
+            _newton_mv(m, v, phisum, atau, N, s2, wk[0], wk[1], wk[2], wk[3], wk[4])
+            n_iter = it + 1
+            diff = 0.0
+            for k in range(K):
+                diff += abs(m[k] - lam1[k])
+            if diff / K < tol:
+                break
+    elif solver == 0:
         for it in range(max_iters):
             _phi_tau(R, ridx, cnt, elogk_a, alpha_t, asq_t, s2, m, em, phisum, tau, inv_norm)
             _cvi_grad(N, alpha_t, m, v, phisum, tau, ex, atau, wk[0], wk[1])
@@ -331,7 +438,7 @@ def _doc_elbo(cnt, elogk_a, alpha_t, asq_t, s2, m, v, tau, inv_norm, shift):
 
 @njit(parallel=True, cache=True, nogil=True)
 def _estep_chunks(bounds, indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, s2,
-                  tol, max_iters, r, solver, m_out, v_out, tau_out, keep, collect, Sb, Sk, ntp, Mb, elbo,
+                  tol, max_iters, r, solver, m_out, v_out, tau_out, keep, warm, collect, Sb, Sk, ntp, Mb, elbo,
                   iters, max_u):
     C = bounds.shape[0] - 1
     K = ebT.shape[1]
@@ -372,8 +479,12 @@ def _estep_chunks(bounds, indptr, indices, counts, authors, times, ebT, elogk, a
             elogk_a = elogk[a]
             alpha_t = alpha[t]
             asq_t = alpha_sq[t]
+            if warm:
+                for k in range(K):
+                    m[k] = m_out[d, k]
+                    v[k] = v_out[d, k]
             shift, n_it = _one_doc(R, ridx, cnt, elogk_a, alpha_t, asq_t, s2, tol, max_iters, r, solver,
-                                   m, v, lam1, lam2, em, ex, phisum, tau, atau, inv_norm, wk)
+                                   warm, m, v, lam1, lam2, em, ex, phisum, tau, atau, inv_norm, wk)
             iters[d] = n_it
             if collect:
                 for j in range(u):
@@ -397,7 +508,7 @@ def _estep_chunks(bounds, indptr, indices, counts, authors, times, ebT, elogk, a
         elbo[c] = acc_elbo
 
 
-SOLVERS = {"cvi": 0, "squarem": 1}
+SOLVERS = {"cvi": 0, "squarem": 1, "newton": 2}
 
 
 def balanced_bounds(indptr: np.ndarray, n_chunks: int, doc_cost: int = 8) -> np.ndarray:
@@ -413,7 +524,7 @@ def balanced_bounds(indptr: np.ndarray, n_chunks: int, doc_cost: int = 8) -> np.
 
 def estep(indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, doc_noise,
           local_tol, max_iters, step_size, m_out, v_out, tau_out, collect_beta=True, n_threads=None,
-          solver="cvi"):
+          solver="newton", warm_start=False):
     """Compiled E-step; see :func:`fastprob.reference.estep.estep` for the contract."""
     V, K = ebT.shape
     A, P = elogk.shape
@@ -431,6 +542,8 @@ def estep(indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, 
     iters = np.zeros(D, dtype=np.int64)
     max_u = int(np.diff(indptr).max()) if D else 0
     keep = m_out.shape[0] == D and D > 0
+    if warm_start and not keep:
+        raise ValueError("warm_start needs m_out and v_out with one row per document")
     numba.set_num_threads(max(1, nt))
     try:
         _estep_chunks(bounds, np.ascontiguousarray(indptr, np.int64),
@@ -439,7 +552,7 @@ def estep(indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, 
                       np.ascontiguousarray(authors, np.int64), np.ascontiguousarray(times, np.int64),
                       *(np.ascontiguousarray(x, np.float64) for x in (ebT, elogk, alpha, alpha_sq)),
                       float(doc_noise), float(local_tol), int(max_iters),
-                      float(step_size), SOLVERS[solver], m_out, v_out, tau_out, keep, collect_beta, Sb, Sk, ntp, Mb, elbo,
+                      float(step_size), SOLVERS[solver], m_out, v_out, tau_out, keep, bool(warm_start), collect_beta, Sb, Sk, ntp, Mb, elbo,
                       iters, max(max_u, 1))
     finally:
         numba.set_num_threads(prev)

@@ -3,9 +3,13 @@
 One program handles BLOCK consecutive elements of one sample.  It reads x, and s, t at
 transformed positions only, applies the scale map and the mask, writes every element
 of the output (transformed positions get the affine map, the others are copied - no
-concatenation), and adds its partial sum of g(s) to the sample's logdet with an atomic
-add.  The backward kernel recomputes exp(g) from (x, s) and writes dx, ds, dt (zeros
-where s and t are unused) and the per-channel gradient of the tanh scale.
+concatenation), and writes its partial sum of g(s) to a (B, n_programs) buffer that is
+summed in a fixed order afterwards (no atomics: the logdet is bit-identical from run to
+run).  The backward kernel recomputes exp(g) from (x, s) and writes dx, ds, dt (zeros
+where s and t are unused) and, for the tanh scale, each element's contribution to the
+gradient of ``a`` (an s-shaped buffer, reduced per channel afterwards, again without
+atomics).  Sample offsets are 64-bit, so tensors past 2**31 elements are addressed
+correctly.
 
 Reference (same signature): ``fastprob.reference.coupling.coupling``.
 Runs on CPU tensors under ``TRITON_INTERPRET=1`` (how the tests check it).
@@ -71,10 +75,20 @@ def _index(offs, b, N_PER, HW, W, CT0, CT, PARITY, MASK: tl.constexpr):
 
 
 @triton.jit
+def _sample_offsets(BLOCK: tl.constexpr):
+    """(sample b as int64, offsets of this program's block within the sample).
+
+    b is 64-bit so that b * N_PER cannot overflow once a tensor has 2**31 elements; the
+    offsets within one sample stay 32-bit (N_PER < 2**31 is checked on the host)."""
+    b = tl.program_id(0).to(tl.int64)
+    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    return b, offs
+
+
+@triton.jit
 def _load(x_ptr, s_ptr, t_ptr, a_ptr, N_PER, HW, W, CT0, CT, PARITY, MASK: tl.constexpr, BLOCK: tl.constexpr):
     """This program's block of one sample: x for every element, s, t and a where transformed."""
-    b = tl.program_id(0)
-    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    b, offs = _sample_offsets(BLOCK)
     inb = offs < N_PER
     x = tl.load(x_ptr + b * N_PER + offs, mask=inb, other=0.0)
     trans, sidx, cs = _index(offs, b, N_PER, HW, W, CT0, CT, PARITY, MASK)
@@ -100,7 +114,8 @@ def _coupling_fwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, y_ptr, ld_ptr, N_PER, HW, W
         y = tl.where(m, x * tl.exp(g) + t, x)
         part = tl.sum(g, axis=0)
     tl.store(y_ptr + b * N_PER + offs, y, mask=inb)
-    tl.atomic_add(ld_ptr + b, part)
+    # ld_ptr is a (B, n_programs) buffer of partial sums (no atomics: a fixed-order sum later)
+    tl.store(ld_ptr + b * tl.num_programs(1) + tl.program_id(1), part)
 
 
 @triton.jit
@@ -133,8 +148,9 @@ def _coupling_bwd_kernel(x_ptr, s_ptr, t_ptr, a_ptr, dy_ptr, dld_ptr, dx_ptr, ds
     tl.store(ds_ptr + sidx, ds, mask=smask)
     tl.store(dt_ptr + sidx, dt, mask=smask)
     if SCALE == 1:
+        # da_ptr is s-shaped: each element's term, summed per channel on the host (no atomics)
         th = _tanh(s)
-        tl.atomic_add(da_ptr + cs, common * th, mask=m)
+        tl.store(da_ptr + sidx, tl.where(m, common * th, 0.0), mask=smask)
 
 
 def _geometry(x, s, mask, parity):
@@ -162,13 +178,25 @@ def _check(*ts):
             raise ValueError(f"all tensors must share a dtype, got {ts[0].dtype} and {t.dtype}")
 
 
+def _check_sizes(x):
+    """One sample must fit the 32-bit in-sample offsets and the second grid axis (<= 65535 programs)."""
+    n_per = x.shape[1] * x.shape[2] * x.shape[3]
+    if triton.cdiv(n_per, BLOCK) > 65535:
+        raise ValueError(f"one sample has {n_per} elements; the Triton coupling handles at most "
+                         f"{65535 * BLOCK} per sample; use backend='torch' or smaller images")
+
+
 def _a_vec(a, n, like):
     if a is None:
         return torch.ones(n, device=like.device, dtype=like.dtype)
-    if not torch.is_tensor(a) or a.dim() == 0:
+    if not torch.is_tensor(a):
         return torch.full((n,), float(a), device=like.device, dtype=like.dtype)
+    if a.dim() == 0:  # expand keeps the autograd link: the scalar's gradient is the channel sum
+        return a.to(dtype=like.dtype).expand(n).contiguous()
     if a.shape != (n,):
         raise ValueError(f"the tanh scale must be a scalar or have shape ({n},), got {tuple(a.shape)}")
+    # the kernel reads a with unit stride; .to/.contiguous are differentiable, so a learned
+    # (even strided) a still receives its gradient
     return a.to(dtype=like.dtype).contiguous()
 
 
@@ -178,10 +206,11 @@ class _CouplingFn(torch.autograd.Function):
         B, C, H, W = x.shape
         n_per = C * H * W
         y = torch.empty_like(x)
-        ld = torch.zeros(B, device=x.device, dtype=x.dtype)
         grid = (B, triton.cdiv(n_per, BLOCK))
-        _coupling_fwd_kernel[grid](x, s, t, a, y, ld, n_per, H * W, W, c0, ct, parity,
+        ld_parts = torch.empty(grid, device=x.device, dtype=x.dtype)
+        _coupling_fwd_kernel[grid](x, s, t, a, y, ld_parts, n_per, H * W, W, c0, ct, parity,
                                    INVERSE=inverse, MASK=mask_id, SCALE=scale_id, BLOCK=BLOCK)
+        ld = ld_parts.sum(1)
         ctx.save_for_backward(x, s, t, a)
         ctx.cfg = (mask_id, c0, ct, parity, scale_id, inverse)
         return y, ld
@@ -197,11 +226,12 @@ class _CouplingFn(torch.autograd.Function):
         dx = torch.empty_like(x)
         ds = torch.empty_like(s)
         dt = torch.empty_like(t)
-        da = torch.zeros_like(a)
+        da_terms = torch.empty_like(s) if scale_id == _SCALE_IDS["tanh"] else a
         grid = (B, triton.cdiv(n_per, BLOCK))
-        _coupling_bwd_kernel[grid](x, s, t, a, dy, dld, dx, ds, dt, da, n_per, H * W, W, c0, ct, parity,
+        _coupling_bwd_kernel[grid](x, s, t, a, dy, dld, dx, ds, dt, da_terms, n_per, H * W, W, c0, ct, parity,
                                    INVERSE=inverse, MASK=mask_id, SCALE=scale_id, BLOCK=BLOCK)
-        return dx, ds, dt, (da if ctx.needs_input_grad[3] else None), None, None, None, None, None, None
+        da = da_terms.sum((0, 2, 3)) if ctx.needs_input_grad[3] and scale_id == _SCALE_IDS["tanh"] else None
+        return dx, ds, dt, da, None, None, None, None, None, None
 
 
 def coupling_triton(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: bool = False):
@@ -216,9 +246,8 @@ def coupling_triton(x, s, t, mask: str, parity: int, scale_map: str, a=None, inv
     if t.shape != s.shape:
         raise ValueError(f"s and t must have the same shape, got {tuple(s.shape)} and {tuple(t.shape)}")
     _check(x, s, t)
+    _check_sizes(x)
     av = _a_vec(a if scale_map == "tanh" else None, n_a, x)
     if av.device != x.device:
         raise ValueError(f"the tanh scale is on {av.device} but x is on {x.device}")
-    if scale_map == "tanh" and torch.is_tensor(a) and a.dim() == 1:
-        av = a  # keep the autograd link to a learned per-channel scale
     return _CouplingFn.apply(x, s, t, av, mask_id, c0, ct, int(parity) % 2, _SCALE_IDS[scale_map], bool(inverse))

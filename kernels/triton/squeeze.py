@@ -18,9 +18,11 @@ BLOCK = 1024
 
 
 @triton.jit
-def _squeeze_kernel(x_ptr, o1_ptr, o2_ptr, C, H, W, SPLIT, ORDER: tl.constexpr, FORWARD: tl.constexpr,
-                    BLOCK: tl.constexpr):
-    b = tl.program_id(0)
+def _squeeze_index(C, H, W, SPLIT, ORDER: tl.constexpr, BLOCK: tl.constexpr):
+    """This program's block of squeezed offsets of one sample: (in bounds, index into x, in
+    first half, index into the first half, index into the second half).  The sample index
+    is int64, so the per-sample bases cannot overflow once a tensor has 2**31 elements."""
+    b = tl.program_id(0).to(tl.int64)
     offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
     Ho = H // 2
     Wo = W // 2
@@ -46,6 +48,13 @@ def _squeeze_kernel(x_ptr, o1_ptr, o2_ptr, C, H, W, SPLIT, ORDER: tl.constexpr, 
     first = oc < SPLIT
     i1 = b * (SPLIT * plane) + offs
     i2 = b * ((4 * C - SPLIT) * plane) + (offs - SPLIT * plane)
+    return inb, src, first, i1, i2
+
+
+@triton.jit
+def _squeeze_kernel(x_ptr, o1_ptr, o2_ptr, C, H, W, SPLIT, ORDER: tl.constexpr, FORWARD: tl.constexpr,
+                    BLOCK: tl.constexpr):
+    inb, src, first, i1, i2 = _squeeze_index(C, H, W, SPLIT, ORDER, BLOCK)
     if FORWARD:
         v = tl.load(x_ptr + src, mask=inb)
         tl.store(o1_ptr + i1, v, mask=inb & first)
@@ -59,6 +68,9 @@ def _squeeze_kernel(x_ptr, o1_ptr, o2_ptr, C, H, W, SPLIT, ORDER: tl.constexpr, 
 def _launch(x, o1, o2, C, H, W, split, order, forward):
     B = x.shape[0]
     grid = (B, triton.cdiv(4 * C * (H // 2) * (W // 2), BLOCK))
+    if grid[1] > 65535:  # the second grid axis of a CUDA launch
+        raise ValueError(f"one image has {C * H * W} elements; the Triton squeeze handles at most "
+                         f"{65535 * BLOCK} per image; use backend='torch'")
     _squeeze_kernel[grid](x, o1, o2, C, H, W, split, ORDER=_ORDERS[order], FORWARD=forward, BLOCK=BLOCK)
 
 
