@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run every benchmark once, appending to bench/results.csv (about 40 minutes on 2 cores).
+# Run every benchmark once, appending to bench/results.csv (about 40 minutes on 2 cores),
+# then the pytest-benchmark suites at the full tier (see the README's "Profiling and benchmarks").
 # bench_large_corpus needs Debian's linux-source-6.1 and python3.11-doc packages;
 # bench_flows_gpu measures only where a CUDA GPU is present.
 set -euo pipefail
@@ -19,3 +20,4 @@ python -m bench.bench_gbnf match
 python -m bench.bench_gbnf cost
 python -m bench.bench_distributed
 python -m bench.bench_large_corpus
+python -m pytest bench --benchmark-only --bench-tier=full --benchmark-group-by=group --benchmark-autosave

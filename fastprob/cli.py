@@ -12,6 +12,7 @@
     fastprob gbnf match --energy U1            boosted density matching by reverse KL
     fastprob psr train --data fashion-mnist --scale 4   probabilistic super-resolution flow
     fastprob psr student-teacher               thesis table 11 on 2-D teachers
+    fastprob bench [--tier quick|full] [--check]  benchmark suites (source checkout)
 """
 from __future__ import annotations
 
@@ -144,7 +145,7 @@ def main(argv=None):
         topics_cli = None
     if topics_cli is not None:
         topics_cli.add_commands(sub, _corpus_args, _build_kw, _load_corpus_arg)
-    for mod in ("fastprob.flows.cli", "fastprob.models.cli", "fastprob.models.psr_cli"):
+    for mod in ("fastprob.flows.cli", "fastprob.models.cli", "fastprob.models.psr_cli", "fastprob.benchcmd"):
         try:
             __import__(mod, fromlist=["add_commands"]).add_commands(sub)
         except ImportError:

@@ -10,6 +10,7 @@ import os
 import socket
 import struct
 
+from ..profiling import NULL_TIMER
 from .tasks import add_stats, estep_shard, estep_shards, tree_reduce
 
 
@@ -66,6 +67,7 @@ class DaskExecutor:
     ``n_workers`` single-threaded worker processes (each restarted by its nanny if it dies)."""
 
     name = "dask"
+    timer = NULL_TIMER  # DAPPER(profile=True) sets its PhaseTimer here
 
     def __init__(self, address=None, n_workers: int = 2, threads_per_worker: int = 1):
         try:
@@ -116,12 +118,13 @@ class DaskExecutor:
                     raise
 
     def _run_once(self, paths, g):
-        c = self.client
+        c, T = self.client, self.timer
         # once per iteration, replicated on every worker (so it survives a worker loss); a
         # fresh key each time (hash=False) so no iteration can touch another's data
         # (scatter a one-element list: a dict would be scattered value by value, keyed by
         # its own keys, which then collide between iterations)
-        gf = c.scatter([g], broadcast=True, hash=False)[0]
+        with T.phase("broadcast"):
+            gf = c.scatter([g], broadcast=True, hash=False)[0]
         # shard i always goes to the same worker (its pages stay in that worker's cache), and
         # each worker sums its shards before anything crosses the network; a dead worker's
         # share is rescheduled elsewhere by Dask (allow_other_workers)
@@ -133,7 +136,14 @@ class DaskExecutor:
         # gathered and summed pairwise here.  (Chaining sum tasks on the workers instead made
         # a killed worker occasionally take a pending sum's inputs with it - "already
         # forgotten" - while a gathered result can only be lost by being recomputed.)
-        out = tree_reduce(c.gather(futs), add_stats)
+        with T.phase("estep"):  # the workers' E-steps and their local sums (waited for)
+            from distributed import wait
+
+            wait(futs)
+        with T.phase("gather"):
+            parts = c.gather(futs)
+        with T.phase("reduce"):
+            out = tree_reduce(parts, add_stats)
         del futs
         del gf
         return out
@@ -151,6 +161,7 @@ class RayExecutor:
     """E-step on Ray.  ``address=None`` starts a local Ray with ``n_workers`` CPUs."""
 
     name = "ray"
+    timer = NULL_TIMER
 
     def __init__(self, address=None, n_workers: int = 2, threads_per_worker: int = 1):
         try:
@@ -170,10 +181,13 @@ class RayExecutor:
 
     def run(self, paths, g):
         ray = self.ray
-        gref = ray.put(g)
-        refs = [self._est.remote(p, gref, True, self.threads) for p in paths]
-        top = tree_reduce(refs, lambda a, b: self._add.remote(a, b))
-        return ray.get(top)
+        with self.timer.phase("broadcast"):
+            gref = ray.put(g)
+        # Ray chains the E-steps and the pairwise sums as one graph: timed as one phase
+        with self.timer.phase("estep"):
+            refs = [self._est.remote(p, gref, True, self.threads) for p in paths]
+            top = tree_reduce(refs, lambda a, b: self._add.remote(a, b))
+            return ray.get(top)
 
     def close(self):
         self.ray.shutdown()

@@ -25,6 +25,8 @@ def add_commands(sub):
     t.add_argument("--anneal-epochs", type=int, default=None,
                    help="epochs over which the dual-base weight alpha rises 0 -> 1 (default: half)")
     t.add_argument("--iw-samples", type=int, default=0, help="also report importance-weighted bits/dim (VAE steps)")
+    t.add_argument("--profile", action="store_true",
+                   help="time data loading, forward, backward, optimizer per epoch (table, metrics.json, OUT/phases.png)")
     t.set_defaults(fn=cmd_train)
     c = pf.add_parser("compress", help="closed-form PPCA on the latents of a trained flow (no retraining)")
     c.add_argument("model", help="run directory (or checkpoint.pt) written by `fastprob flows train`")
@@ -40,10 +42,10 @@ def cmd_train(a):
 
     _, m = train(data=a.data, model=a.model, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, hidden=a.hidden,
                  depth=a.depth, dequant=a.dequant, out=a.out, resume=a.resume, seed=a.seed, device=a.device,
-                 limit=a.limit)
+                 limit=a.limit, profile=a.profile)
     print(f"test bits/dim: {m['test_bpd']:.4f} ({a.model} on {a.data}, {len(m['history'])} epochs, "
           f"{m['n_params']} parameters)")
-    print(f"wrote {a.out}/samples.png, metrics.json, checkpoint.pt")
+    print(f"wrote {a.out}/samples.png, metrics.json, checkpoint.pt" + (", phases.png" if a.profile else ""))
 
 
 def cmd_train_compressive(a):

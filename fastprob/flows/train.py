@@ -11,6 +11,7 @@ import torch
 
 from .. import _config
 from .._io import atomic_torch_save
+from ..profiling import make_timer
 from .builders import glow, realnvp_image
 from .data import load_images
 from .preprocess import UniformDequantizer, VariationalDequantizer, bits_per_dim
@@ -72,7 +73,10 @@ def save_sample_grid(model, path, temperatures=(0.5, 0.7, 0.85, 1.0), n=8, seed=
 
 def train(data="digits", model="realnvp", epochs=30, batch_size=64, lr=1e-3, hidden=64, depth=3,
           dequant="uniform", out="runs/flows", resume=False, seed=0, device="auto", limit=None,
-          grad_clip=100.0, progress=True):
+          grad_clip=100.0, progress=True, profile=False):
+    """Train; with ``profile`` every history entry gets ``phases`` (data, forward, backward,
+    optimizer, eval, checkpoint, ...) and ``epoch_wall`` in seconds, and metrics a total."""
+    T = make_timer(profile)
     dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
                        ("cpu" if device == "auto" else device))
     torch.manual_seed(seed)
@@ -106,37 +110,56 @@ def train(data="digits", model="realnvp", epochs=30, batch_size=64, lr=1e-3, hid
 
         bar = tqdm(total=epochs, initial=start, desc=f"{model} on {data}", unit="epoch")
     for epoch in range(start, epochs):
+        T.start_epoch()
         net.train()
         dq.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(tr.shape[0], device=dev)
+        with T.phase("data"):
+            perm = torch.randperm(tr.shape[0], device=dev)
         tot = 0.0
         for i in range(0, tr.shape[0], batch_size):
-            pix = tr[perm[i:i + batch_size]]
-            x, log_q = dq(pix)
-            loss = bits_per_dim(net.log_prob(x) - log_q, dim, n_bins).mean()
-            if not torch.isfinite(loss):
+            with T.phase("data"):
+                pix = tr[perm[i:i + batch_size]]
+            # on a GPU these phases time the launches (the queue drains in later phases'
+            # synchronizing calls such as float(loss)); on the CPU they are exact
+            with T.phase("forward"):
+                x, log_q = dq(pix)
+                loss = bits_per_dim(net.log_prob(x) - log_q, dim, n_bins).mean()
+                finite = bool(torch.isfinite(loss))
+            if not finite:
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1}; lower --lr (the last "
                                          f"checkpoint {ckpt} is intact)")
-            opt.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            tot += float(loss.detach()) * pix.shape[0]
-        rec = {"epoch": epoch + 1, "train_bpd": tot / tr.shape[0],
-               "test_bpd": evaluate_bpd(net, dq, te, n_bins), "seconds": time.perf_counter() - t0}
+            with T.phase("backward"):
+                opt.zero_grad()
+                loss.backward()
+            with T.phase("optimizer"):
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+                opt.step()
+                tot += float(loss.detach()) * pix.shape[0]
+        with T.phase("eval"):
+            rec = {"epoch": epoch + 1, "train_bpd": tot / tr.shape[0],
+                   "test_bpd": evaluate_bpd(net, dq, te, n_bins), "seconds": time.perf_counter() - t0}
         history.append(rec)
-        atomic_torch_save({"model": net.state_dict(), "dequant": dq.state_dict(), "opt": opt.state_dict(),
-                      "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state(), "config": cfg}, ckpt)
+        with T.phase("checkpoint"):
+            atomic_torch_save({"model": net.state_dict(), "dequant": dq.state_dict(), "opt": opt.state_dict(),
+                          "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state(), "config": cfg}, ckpt)
         if bar is not None:
             bar.set_postfix(train_bpd=f"{rec['train_bpd']:.3f}", test_bpd=f"{rec['test_bpd']:.3f}")
             bar.update(1)
+        if T.enabled:
+            rec.update(T.end_epoch())
     if bar is not None:
         bar.close()
     save_sample_grid(net, os.path.join(out, "samples.png"))
     metrics = {"config": cfg, "test_bpd": history[-1]["test_bpd"] if history else math.nan,
                "history": history, "n_params": sum(p.numel() for p in net.parameters()),
                "test_images": int(te.shape[0]), "device": str(dev)}
+    if T.enabled and T.records:
+        from ..profiling import format_table, plot_phases, summarize
+
+        metrics["profile"] = summarize(T.records)
+        print(format_table(T.records, f"{model} time per phase"))
+        plot_phases(T.records, os.path.join(out, "phases.png"), f"{model} on {data}: time per phase and epoch")
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=1)
     return net, metrics

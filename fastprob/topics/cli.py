@@ -32,6 +32,8 @@ def add_commands(sub, corpus_args, build_kw, load_corpus):
     f.add_argument("--workers", type=positive_int, default=2, help="local cluster size when no --address")
     f.add_argument("--out", default="runs/dapper", help="output directory")
     f.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
+    f.add_argument("--profile", action="store_true",
+                   help="time each phase of every epoch: table at the end, metrics.json['profile'], OUT/phases.png")
     f.set_defaults(fn=lambda a: cmd_fit(a, build_kw, load_corpus))
     r = pd.add_parser("report", help="reports of a saved model")
     r.add_argument("model")
@@ -55,7 +57,7 @@ def cmd_fit(a, build_kw, load_corpus):
     model = DAPPER(a.topics, a.personas, regularization=a.regularization, process_noise=a.process_noise,
                    doc_noise=a.doc_noise, batch_size=a.batch_size, max_epochs=a.epochs, tol=a.tol,
                    local_tol=a.local_tol, local_solver=a.local_solver, time_budget=a.time_budget,
-                   n_jobs=a.jobs, random_state=a.seed)
+                   n_jobs=a.jobs, random_state=a.seed, profile=a.profile)
     ckpt = os.path.join(a.out, "checkpoint.npz")
     model.fit(train, test=test, resume=a.resume, checkpoint=ckpt)
     model.save(os.path.join(a.out, "model.npz"))
@@ -68,6 +70,7 @@ def cmd_fit(a, build_kw, load_corpus):
         dc = document_completion(model, test)
         metrics.update({"test_pwll": dc["pwll"], "test_perplexity": dc["perplexity"],
                         "test_elbo_per_word": model.elbo(test), "test_documents": test.n_docs})
+    _profile_outputs(model, a.out, metrics)
     summ = write_reports(model, a.out, corpus=corpus, metrics=metrics)
     print(f"epochs: {model.epoch_} ({metrics['stop_reason']}), train ELBO/word "
           f"{metrics['train_elbo_per_word']:.4f}" + (f", held-out PWLL {metrics['test_pwll']:.4f}"
@@ -90,13 +93,27 @@ def _fit_shards(a):
     model = DAPPER(a.topics, a.personas, regularization=a.regularization, process_noise=a.process_noise,
                    doc_noise=a.doc_noise, batch_size=a.batch_size, max_epochs=a.epochs, tol=a.tol,
                    local_tol=a.local_tol, local_solver=a.local_solver, time_budget=a.time_budget, n_jobs=a.jobs,
-                   random_state=a.seed, backend=a.backend, address=a.address, n_workers=a.workers)
+                   random_state=a.seed, backend=a.backend, address=a.address, n_workers=a.workers,
+                   profile=a.profile)
     os.makedirs(a.out, exist_ok=True)
     model.fit(ss, resume=a.resume, checkpoint=os.path.join(a.out, "checkpoint.npz"))
     model.save(os.path.join(a.out, "model.npz"))
-    write_reports(model, a.out, metrics={"corpus": a.corpus, "epochs": model.epoch_, "history": model.history_,
-                                         "params": model.get_params()})
+    metrics = {"corpus": a.corpus, "epochs": model.epoch_, "history": model.history_, "params": model.get_params()}
+    _profile_outputs(model, a.out, metrics)
+    write_reports(model, a.out, metrics=metrics)
     print(f"epochs: {model.epoch_}, ELBO/word {model.history_[-1]['elbo_per_word']:.4f}; wrote {a.out}")
+
+
+def _profile_outputs(model, out, metrics):
+    """With --profile: per-phase totals into metrics["profile"] and the per-epoch plot phases.png."""
+    from ..profiling import history_records, plot_phases, summarize
+
+    recs = history_records(model.history_)
+    if not recs:
+        return
+    metrics["profile"] = summarize(recs)
+    path = plot_phases(recs, os.path.join(out, "phases.png"), "DAPPER: time per phase and epoch")
+    print(f"wrote {path} (phase times per epoch)")
 
 
 def cmd_report(a):

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 
 from .. import _config, _dispatch
+from ..profiling import NULL_TIMER, make_timer
 from ..corpus import Corpus, ShardSet
 from .._io import atomic_write
 from . import mstep
@@ -91,6 +92,11 @@ class DAPPER:
     random_state : int or None
     progress : bool
         Show a progress bar.
+    profile : bool
+        Time each phase of every epoch (E-step, M-step, alpha-step, ELBO, data loading,
+        held-out evaluation, checkpoint I/O; for dask/ray also payload, broadcast, gather
+        and reduce) into ``history_[i]["phases"]`` and ``history_[i]["epoch_wall"]``
+        (seconds; see :mod:`fastprob.profiling`).  Off: no timing calls are made.
 
     Attributes (after fit)
     ----------------------
@@ -103,6 +109,8 @@ class DAPPER:
     history_ : list of dicts, one per epoch (elbo, held-out pwll, seconds, ...)
     """
 
+    _timer = NULL_TIMER  # replaced by a PhaseTimer during fit(profile=True)
+
     def __init__(self, n_topics: int = 25, n_personas: int = 15, regularization: float = 0.0,
                  process_noise: float = 0.2, doc_noise: float = 1.0, batch_size: int | None = None,
                  max_epochs: int = 50, tol: float = 1e-4, local_tol: float = 1e-3,
@@ -113,7 +121,7 @@ class DAPPER:
                  progress: bool = True, init_docs: int = 20, local_solver: str = "newton",
                  address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
                  warm_start: bool = True, local_iters_warmup: int | None = 3,
-                 fit_doc_noise: bool = True):
+                 fit_doc_noise: bool = True, profile: bool = False):
         self.n_topics = n_topics
         self.n_personas = n_personas
         self.regularization = regularization
@@ -144,6 +152,7 @@ class DAPPER:
         self.warm_start = warm_start
         self.local_iters_warmup = local_iters_warmup
         self.fit_doc_noise = fit_doc_noise
+        self.profile = profile
         self._validate_params()
 
     # ------------------------------------------------------------------ validation
@@ -238,7 +247,9 @@ class DAPPER:
 
     def _run_estep_shards(self, corpus, shard_ids):
         paths = [os.path.join(corpus.path, corpus.manifest["shards"][i]["file"]) for i in shard_ids]
-        st = self._executor.run(paths, self._payload())
+        with self._timer.phase("payload"):
+            g = self._payload()
+        st = self._executor.run(paths, g)
         return dict(S_beta=st["S_betaT"].T, S_kappa=st["S_kappa"], n_tp=st["n_tp"], M=st["M"], elbo=st["elbo"],
                     iters=np.array([st["iters"] / max(st["docs"], 1)]), docs=st["docs"], B_t=st["B_t"])
 
@@ -357,6 +368,7 @@ class DAPPER:
         if len(corpus.vocab) == 0:
             raise ValueError("cannot fit DAPPER: the corpus vocabulary is empty")
         rng = np.random.default_rng(self.random_state)
+        self._timer = make_timer(self.profile)
         if resume and checkpoint is not None and os.path.exists(checkpoint):
             self._load_state(checkpoint)
             if self.vocab_ != list(corpus.vocab) or self.author_names_ != list(corpus.author_names):
@@ -385,6 +397,7 @@ class DAPPER:
             from ..distributed import make_executor
 
             self._executor = make_executor(self.backend, self.address, self.n_workers, self.threads_per_worker)
+            self._executor.timer = self._timer
         fit_tokens = self._count_tokens(corpus)  # a count, not a reference to the corpus
         t_start = time.perf_counter()
         spent0 = sum(h["seconds"] for h in self.history_)
@@ -395,6 +408,7 @@ class DAPPER:
             bar = tqdm(total=self.max_epochs, initial=self.epoch_, desc="DAPPER", unit="epoch")
         try:
             while self.epoch_ < self.max_epochs:
+                self._timer.start_epoch()
                 t0 = time.perf_counter()
                 c0 = time.process_time()
                 if self.batch_size is None:
@@ -402,28 +416,33 @@ class DAPPER:
                 else:
                     elbo, iters = self._minibatch_epoch(corpus, rng, bar)
                 self.epoch_ += 1
-                ntok = max(fit_tokens, 1)
-                rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / ntok,
-                       "mean_local_iters": iters, "seconds": time.perf_counter() - t0,
-                       "cpu_seconds": time.process_time() - c0}
-                if self.regularization > 0:
-                    # the bound on log p(w) itself: the objective without the RVI penalty term
-                    rec["elbo_unpenalized"] = elbo + self._last_penalty
-                    rec["elbo_unpenalized_per_word"] = rec["elbo_unpenalized"] / ntok
+                with self._timer.phase("bookkeeping"):
+                    ntok = max(fit_tokens, 1)
+                    rec = {"epoch": self.epoch_, "elbo": elbo, "elbo_per_word": elbo / ntok,
+                           "mean_local_iters": iters, "seconds": time.perf_counter() - t0,
+                           "cpu_seconds": time.process_time() - c0}
+                    if self.regularization > 0:
+                        # the bound on log p(w) itself: the objective without the RVI penalty term
+                        rec["elbo_unpenalized"] = elbo + self._last_penalty
+                        rec["elbo_unpenalized_per_word"] = rec["elbo_unpenalized"] / ntok
                 if test is not None and test.n_docs:
-                    rec["test_pwll"] = self.score(test)
+                    with self._timer.phase("eval"):
+                        rec["test_pwll"] = self.score(test)
                 self.history_.append(rec)
                 # re-seed every epoch from a stored seed, so a resumed fit draws the same batches
                 self._rng_seed_for_resume = int(rng.integers(2**62))
                 rng = np.random.default_rng(self._rng_seed_for_resume)
                 if checkpoint is not None:
-                    self.save(checkpoint, _with_locals=True)
+                    with self._timer.phase("checkpoint"):
+                        self.save(checkpoint, _with_locals=True)
                 if bar is not None:
                     post = {"elbo/w": f"{rec['elbo_per_word']:.4f}"}
                     if "test_pwll" in rec:
                         post["test_pwll"] = f"{rec['test_pwll']:.4f}"
                     bar.set_postfix(post)
                     bar.update(1)
+                if self._timer.enabled:
+                    rec.update(self._timer.end_epoch())
                 if self._penalty_guard():
                     break
                 if len(self.history_) >= 2:
@@ -438,11 +457,17 @@ class DAPPER:
             else:
                 self.stop_reason_ = "max_epochs"
         finally:
+            self._timer.close()  # unhooks the gc callback if an epoch was interrupted
             if bar is not None:
                 bar.close()
             if self._executor is not None:
                 self._executor.close()
                 self._executor = None
+        if self._timer.enabled:
+            from ..profiling import format_table
+
+            print(format_table(self._timer.records, "DAPPER time per phase"))
+        self._timer = NULL_TIMER
         return self
 
     @staticmethod
@@ -482,9 +507,11 @@ class DAPPER:
         return False
 
     def _full_batch_epoch(self, corpus):
-        g = self._global_elbo()  # objective value at (old globals, new locals): monotone
-        self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
-                              if self.regularization > 0 else 0.0)
+        T = self._timer
+        with T.phase("elbo"):
+            g = self._global_elbo()  # objective value at (old globals, new locals): monotone
+            self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
+                                  if self.regularization > 0 else 0.0)
         if self.regularization > 0:
             self._pre_mstep_state = {k: np.copy(getattr(self, k)) for k in self._ARRAYS}
             self._pre_mstep_state["doc_noise_"] = self.doc_noise_
@@ -494,19 +521,23 @@ class DAPPER:
             # Warm start: each document's local solve starts from its previous solution.  The
             # M-step maximized the objective at those locals and the local solver never
             # decreases L_d, so the full-batch objective cannot decrease (dapper-model.md 6.2).
-            warm = self._warm_locals(corpus) if self.warm_start else None
-            cap = self.max_local_iters
-            if warm is not None and self.local_iters_warmup:
-                cap = min(cap, int(self.local_iters_warmup) * (self.epoch_ + 1))
-            stats, _, _ = self._run_estep(corpus, warn=False, warm=warm, max_iters=cap)
-            self._warm_ = warm
+            with T.phase("estep"):
+                warm = self._warm_locals(corpus) if self.warm_start else None
+                cap = self.max_local_iters
+                if warm is not None and self.local_iters_warmup:
+                    cap = min(cap, int(self.local_iters_warmup) * (self.epoch_ + 1))
+                stats, _, _ = self._run_estep(corpus, warn=False, warm=warm, max_iters=cap)
+                self._warm_ = warm
         elbo = stats["elbo"] + g
-        self.lambda_ = self.eta_ + stats["S_beta"]
-        self.delta_ = self.omega_ + stats["S_kappa"]
-        self.n_stat_, self.M_stat_ = stats["n_tp"], stats["M"]
-        self._alpha_update()
+        with T.phase("mstep"):
+            self.lambda_ = self.eta_ + stats["S_beta"]
+            self.delta_ = self.omega_ + stats["S_kappa"]
+            self.n_stat_, self.M_stat_ = stats["n_tp"], stats["M"]
+        with T.phase("alpha"):
+            self._alpha_update()
         if self.fit_doc_noise and getattr(self, "_warm_", None) is not None:
-            self._update_doc_noise(self._warm_)
+            with T.phase("doc_noise"):
+                self._update_doc_noise(self._warm_)
         self.n_updates_ += 1
         return elbo, float(stats["iters"].mean())
 
@@ -548,9 +579,11 @@ class DAPPER:
         return self
 
     def _svi_step(self, batch):
-        stats, _, _ = self._run_estep(batch, warn=False)
+        with self._timer.phase("estep"):
+            stats, _, _ = self._run_estep(batch, warn=False)
         T = self.alpha_.shape[0]
-        return self._svi_update(stats, batch.n_docs, np.bincount(batch.times, minlength=T)[:T])
+        with self._timer.phase("mstep"):  # the alpha-step inside is charged to "alpha"
+            return self._svi_update(stats, batch.n_docs, np.bincount(batch.times, minlength=T)[:T])
 
     def _svi_update(self, stats, B, B_t):
         """The stochastic update of spec 3.4 from the statistics of B documents (B_t per step)."""
@@ -564,7 +597,8 @@ class DAPPER:
         st[present] = self.n_docs_t_[present] / B_t[present]
         self.n_stat_[present] = (1 - r) * self.n_stat_[present] + r * st[present, None] * stats["n_tp"][present]
         self.M_stat_[present] = (1 - r) * self.M_stat_[present] + r * st[present, None, None] * stats["M"][present]
-        self._alpha_update()
+        with self._timer.phase("alpha"):
+            self._alpha_update()
         self.n_updates_ += 1
         return stats
 
@@ -582,24 +616,27 @@ class DAPPER:
                 acc += sz
                 if acc >= self.batch_size or i == order[-1]:
                     stats = self._run_estep_shards(corpus, group)
-                    self._svi_update(stats, stats["docs"], stats["B_t"])
+                    with self._timer.phase("mstep"):
+                        self._svi_update(stats, stats["docs"], stats["B_t"])
                     total_elbo += stats["elbo"]
                     iters += float(stats["iters"][0]) * stats["docs"]
                     n += stats["docs"]
                     group, acc = [], 0
-            self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
-                                  if self.regularization > 0 else 0.0)
-            return total_elbo + self._global_elbo(), iters / max(n, 1)
-        batches = corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed)
+            with self._timer.phase("elbo"):
+                self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
+                                      if self.regularization > 0 else 0.0)
+                return total_elbo + self._global_elbo(), iters / max(n, 1)
+        batches = self._timer.iterate("data", corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed))
         for b in batches:
             stats = self._svi_step(b)
             total_elbo += stats["elbo"]
             iters += float(stats["iters"].sum())
             n += b.n_docs
         # a running estimate: local terms under the globals of the moment + final global terms
-        self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
-                              if self.regularization > 0 else 0.0)
-        return total_elbo + self._global_elbo(), iters / max(n, 1)
+        with self._timer.phase("elbo"):
+            self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
+                                  if self.regularization > 0 else 0.0)
+            return total_elbo + self._global_elbo(), iters / max(n, 1)
 
     # ------------------------------------------------------------------ inference
     def transform(self, corpus):
@@ -640,7 +677,7 @@ class DAPPER:
             "max_epochs", "tol", "local_tol", "max_local_iters", "step_size", "learning_offset",
             "learning_decay", "eta", "omega", "mu0", "sigma0", "time_budget", "n_jobs", "backend",
             "random_state", "progress", "init_docs", "local_solver", "address", "n_workers",
-            "threads_per_worker", "warm_start", "local_iters_warmup", "fit_doc_noise")}
+            "threads_per_worker", "warm_start", "local_iters_warmup", "fit_doc_noise", "profile")}
 
     def save(self, path, _with_locals=False):
         """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz).
