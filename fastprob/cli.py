@@ -8,6 +8,7 @@
     fastprob flows train --data digits         train an image flow (RealNVP / Glow)
     fastprob gbnf train --data moons           boosted flows on a 2-D toy density
     fastprob gbnf match --energy U1            boosted density matching by reverse KL
+    fastprob gbnf vae --data digits            VAE with a boosted flow posterior
 """
 from __future__ import annotations
 

@@ -298,3 +298,22 @@ def test_bad_input(digits, tmp_path):
     torch.save({"x": 1}, tmp_path / "junk.pt")
     with pytest.raises(ValueError, match="not a BoostedVAE"):
         BoostedVAE.load(tmp_path / "junk.pt")
+
+
+def test_cli_vae_writes_outputs_and_resumes(tmp_path, capsys):
+    import json
+
+    from fastprob.cli import main
+
+    out = tmp_path / "run"
+    args = ["gbnf", "vae", "--data", "digits", "--components", "2", "--epochs", "1", "--k", "5", "--limit", "200",
+            "--latent", "4", "--hidden", "32", "--flow-hidden", "16", "--out", str(out)]
+    main(args)
+    met = json.loads((out / "metrics.json").read_text())
+    assert met["test"]["k"] == 5 and len(met["history"]) == 2 and len(met["weights"]) == 2
+    assert met["test"]["nll"] <= met["test"]["neg_elbo"] + 3 * met["test"]["neg_elbo_se"]
+    for f in ("model.pt", "checkpoint.pt", "reconstructions_samples.png", "training_curve.png"):
+        assert (out / f).stat().st_size > 0
+    main(args)  # finished checkpoint: resumes, trains nothing more
+    assert "resuming" in capsys.readouterr().out
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 2
