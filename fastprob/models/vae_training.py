@@ -132,7 +132,12 @@ def stage_loss(model, x, kind, c, beta, mix=0.0, mitigation="sample", objective=
             per = rec + beta * (log_prev + model.entropy_reg * log_g - model.log_prior(z))
         else:  # the whole new mixture at a trial weight r0: log G_c >= log r0 + log g_c, bounded below
             r0 = 1.0 / (c + 1) if kind == "boost" else float(model.posterior.weights()[c])
-            log_G = torch.logaddexp(log_prev + math.log(1 - r0), log_g + math.log(r0))
+            if r0 >= 1.0:
+                log_G = log_g
+            elif r0 <= 0.0:  # a fine-tuned component with no weight: only the others count
+                log_G = log_prev
+            else:
+                log_G = torch.logaddexp(log_prev + math.log(1 - r0), log_g + math.log(r0))
             per = rec + beta * (log_G - model.log_prior(z))
         if mix > 0 and mitigation != "off":
             if mitigation == "sample":
