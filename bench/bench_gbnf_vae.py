@@ -1,7 +1,7 @@
 """VAE with a boosted flow posterior (thesis table 8, figure 11) at laptop scale.
 
-    python -m bench.bench_gbnf_vae table [--data digits] [--seeds 3] [--epochs 25] [--no-save]
-    python -m bench.bench_gbnf_vae shock [--data digits] [--epochs 25] [--no-save]
+    python -m bench.bench_gbnf_vae table [--data digits] [--seeds 3] [--epochs 20] [--no-save]
+    python -m bench.bench_gbnf_vae shock [--data digits] [--epochs 20] [--no-save]
 
 table: test -ELBO and importance-sampled NLL (k = 1000) on dynamically binarized images of
 a plain VAE (diagonal Gaussian posterior), a VAE with one RealNVP posterior of the same total
@@ -137,7 +137,7 @@ def main(argv=None):
     ap.add_argument("what", choices=["table", "shock"])
     ap.add_argument("--data", default="digits", choices=["digits", "fashion-mnist"])
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=25, help="epochs per component of the C = 4 model")
+    ap.add_argument("--epochs", type=int, default=20, help="epochs per component of the C = 4 model")
     ap.add_argument("--finetune", type=int, default=5, help="fine-tuning epochs per component (GBNF+)")
     ap.add_argument("--kl-anneal", type=float, default=5)
     ap.add_argument("--latent", type=int, default=8)

@@ -202,7 +202,8 @@ def test_fit_save_load_and_resume(digits, tmp_path):
     h = fit_boosted_vae(m, xt, xv, epochs=2, finetune_epochs=1, dynamic_binarize=True, progress=False,
                         checkpoint=str(tmp_path / "a.pt"))
     assert h["done"] and int(m.n_trained) == 2 and len(h["epochs"]) == 6
-    r = h["rho"][1]
+    assert [r["component"] for r in h["rho"]] == [0, 1, 1]  # rho_1 set, then re-computed after fine-tuning
+    r = h["rho"][-1]
     assert 0 <= r["rho"] <= 1 and float(m.posterior.rho[1]) == r["rho"]
     assert abs(sum(r["weights"]) - 1) < 1e-12
     m.save(tmp_path / "m.pt")

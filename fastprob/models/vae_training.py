@@ -22,7 +22,8 @@ the shared decoder keeps seeing the old posterior; r is annealed linearly from 0
 ``mix_max`` (0.5) over the stage.  ``mitigation="off"`` shows the shock.
 
 Fine-tuning (``finetune_epochs``): one more pass, component c retrained against the
-mixture of all the others G_{-c} (weights renormalized), rho kept.
+mixture of all the others G_{-c} (weights renormalized); then rho_1..rho_{C-1} are
+re-computed in order by Algorithm 1 (thesis 4.7.5, "GBNF+").
 """
 from __future__ import annotations
 
@@ -95,6 +96,8 @@ def _stages(C, finetune_epochs):
     st = [("boost", c) for c in range(C)]
     if finetune_epochs:
         st += [("finetune", c) for c in range(C)]
+        if C > 1:
+            st.append(("reweight", None))  # thesis 4.7.5: rho re-computed after fine-tuning
     return st
 
 
@@ -187,8 +190,8 @@ def _val_neg_elbo(model, x, upto=None, only=None):
 
 def fit_boosted_vae(model, x_train, x_val, epochs: int = 20, finetune_epochs: int = 0, batch_size: int = 100,
                     lr: float = 1e-3, kl_anneal_epochs: float = 5, mitigation: str = "sample", mix_max: float = 0.5,
-                    dynamic_binarize: bool = False, rho_step: float = 0.1, rho_tol: float = 1e-3,
-                    rho_max_iter: int = 300, rho_batch: int = 200, objective: str = "boosting",
+                    dynamic_binarize: bool = False, rho_step: float = 0.5, rho_tol: float = 1e-3,
+                    rho_max_iter: int = 300, rho_batch: int = 500, objective: str = "boosting",
                     log_prev_floor: float | None = -10.0, seed: int = 0, checkpoint: str | None = None,
                     max_epochs: int | None = None, progress: bool = True):
     """Train a :class:`BoostedVAE` stage by stage (see the module docstring).
@@ -222,7 +225,8 @@ def fit_boosted_vae(model, x_train, x_val, epochs: int = 20, finetune_epochs: in
     history : dict
         ``epochs`` (one record per epoch: stage, component, loss, reconstruction, validation
         -ELBO of the fixed mixture and of the new component, beta, mixing rate, seconds),
-        ``rho`` (one record per Algorithm 1 run), ``done``.
+        ``rho`` (one record per Algorithm 1 run, including the re-computation after
+        fine-tuning), ``done``.
     """
     if mitigation not in MITIGATIONS:
         raise ValueError(f"mitigation must be one of {MITIGATIONS}, got {mitigation!r}")
@@ -250,8 +254,9 @@ def fit_boosted_vae(model, x_train, x_val, epochs: int = 20, finetune_epochs: in
         model.load_state_dict(ck["model"])
         hist, pos, opt_state = ck["history"], ck["pos"], ck["opt"]
         torch.set_rng_state(ck["rng"])
-    total = sum(epochs if k == "boost" else finetune_epochs for k, _ in stages)
-    done_ep = sum(epochs if k == "boost" else finetune_epochs for k, _ in stages[:pos["stage"]]) + pos["epoch"]
+    n_ep_of = {"boost": epochs, "finetune": finetune_epochs, "reweight": 0}
+    total = sum(n_ep_of[k] for k, _ in stages)
+    done_ep = sum(n_ep_of[k] for k, _ in stages[:pos["stage"]]) + pos["epoch"]
     bar = None
     if progress and _config.config.progress:
         from tqdm.auto import tqdm
@@ -263,6 +268,12 @@ def fit_boosted_vae(model, x_train, x_val, epochs: int = 20, finetune_epochs: in
     try:
         for si in range(pos["stage"], len(stages)):
             kind, c = stages[si]
+            if kind == "reweight":
+                for cc in range(1, C):
+                    _finish_component(model, cc, x_train, dynamic_binarize, rho_step, rho_tol, rho_max_iter,
+                                      rho_batch, hist)
+                pos.update(stage=si + 1, epoch=0)
+                continue
             n_ep = epochs if kind == "boost" else finetune_epochs
             for p in model.parameters():
                 p.requires_grad_(False)
@@ -354,7 +365,7 @@ def _finish_component(model, c, x_train, dynamic, step, tol, max_iter, batch, hi
         model.train()
     rho[c] = r
     model.posterior.set_rho(rho)
-    model.n_trained.fill_(c + 1)
+    model.n_trained.fill_(max(int(model.n_trained), c + 1))
     hist["rho"].append({"component": c, "rho": r, "iterations": len(trace) - 1, "converged": conv,
                         "weights": model.posterior.weights().tolist()})
 
