@@ -22,7 +22,6 @@ import tempfile
 import time
 
 import numpy as np
-import torch
 
 from bench.harness import Recorder, pin_threads, print_header
 from fastprob.models import BoostedVAE, fit_boosted_vae

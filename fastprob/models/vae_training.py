@@ -12,7 +12,8 @@ For c >= 1 it is eq. 4.21 (with the erratum read as lambda E_g[log g] - E_g[log 
 where G_{c-1} is the whole fixed mixture (every component inverted, logsumexp with the
 weights).  That objective is unbounded below (g_c gains by fleeing G_{c-1}), so log G_{c-1}
 is floored at an explicit, reported ``log_prev_floor``; ``objective="mixture"`` is the
-bounded alternative (see :func:`fit_boosted_vae`).  beta is the KL-annealing weight, reset at every stage (thesis 4.5.4).
+bounded alternative (see :func:`fit_boosted_vae`).  beta is the KL-annealing weight, reset
+at every stage (thesis 4.5.4).
 After the stage, rho_c is set by :func:`update_rho` (Algorithm 1, corrected stopping rule).
 
 Decoder-shock mitigation (thesis 4.5.4): while g_c trains, a fraction r of the samples
