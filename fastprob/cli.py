@@ -13,6 +13,7 @@
     fastprob psr train --data fashion-mnist --scale 4   probabilistic super-resolution flow
     fastprob psr student-teacher               thesis table 11 on 2-D teachers
     fastprob bench [--tier quick|full] [--check]  benchmark suites (source checkout)
+    fastprob gbnf vae --data digits            VAE with a boosted flow posterior
 """
 from __future__ import annotations
 

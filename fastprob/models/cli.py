@@ -1,4 +1,5 @@
-"""``fastprob gbnf train`` (2-D toys) and ``fastprob gbnf match`` (reverse KL on U1..U4)."""
+"""``fastprob gbnf train`` (2-D toys), ``fastprob gbnf match`` (reverse KL on U1..U4) and
+``fastprob gbnf vae`` (VAE with a boosted flow posterior, see vae_cli.py)."""
 from __future__ import annotations
 
 import json
@@ -28,6 +29,9 @@ def add_commands(sub):
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--out", default="runs/gbnf-match")
     m.set_defaults(fn=cmd_match)
+    from .vae_cli import add_vae_command
+
+    add_vae_command(pg)
 
 
 def _maker(depth, hidden, seed, scale_map="tanh"):
