@@ -118,7 +118,7 @@ class DAPPER:
                  learning_decay: float = 0.7, eta: float | None = None, omega: float | None = None,
                  mu0: float = 0.0, sigma0: float = 1.0, time_budget: float | None = None,
                  n_jobs: int | None = None, backend: str | None = None, random_state=None,
-                 progress: bool = True, init_docs: int = 20, local_solver: str = "newton",
+                 progress: bool = True, init_docs: int | None = None, local_solver: str = "newton",
                  address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
                  warm_start: bool = True, local_iters_warmup: int | None = 3,
                  fit_doc_noise: bool = True, profile: bool = False):
@@ -177,6 +177,8 @@ class DAPPER:
              f"batch_size must be None (full batch) or >= 1, got {self.batch_size}")
         need(int(self.max_epochs) >= 1 and int(self.max_local_iters) >= 1,
              "max_epochs and max_local_iters must be >= 1")
+        need(self.init_docs is None or int(self.init_docs) >= 0,
+             f"init_docs must be None (automatic) or >= 0, got {self.init_docs!r}")
         need(self.local_iters_warmup is None or int(self.local_iters_warmup) >= 1,
              f"local_iters_warmup must be None or >= 1, got {self.local_iters_warmup!r}")
         need(0.5 < self.learning_decay <= 1.0,
@@ -302,6 +304,20 @@ class DAPPER:
         return info
 
     # ------------------------------------------------------------------ init
+    def _n_init_docs(self, corpus, V):
+        """Documents that seed each topic: ``init_docs``, or by default enough that their
+        tokens make ~4% of the Gamma(100, 0.01) base mass V (at least 3, at most 20).
+        Measured: on the Debian changelogs (V = 26,760, 51 tokens per document) 20 seeds
+        instead of 3 raise held-out PWLL by ~0.05; on a small-vocabulary sampled corpus
+        (V = 200, 80 tokens per document) 20 seeds average the topics together and one
+        true topic is lost, 3 recover all of them."""
+        if self.init_docs is not None:
+            return int(self.init_docs)
+        ntok, ndoc = getattr(corpus, "n_tokens", None), getattr(corpus, "n_docs", None)
+        if not ntok or not ndoc:
+            return 3
+        return int(np.clip(round(0.04 * V / (ntok / ndoc)), 3, 20))
+
     def _init_globals(self, corpus_like, first_docs, n_docs_t, rng):
         K, P = self.n_topics, self.n_personas
         self.doc_noise_ = None  # a previous fit's empirical-Bayes value must not leak in
@@ -311,7 +327,7 @@ class DAPPER:
         # are drawn by global index so a ShardSet and the same corpus in memory agree
         get_doc, n_docs = _doc_reader(first_docs)
         for k in range(K):
-            for d in rng.integers(0, n_docs, size=min(self.init_docs, n_docs)):
+            for d in rng.integers(0, n_docs, size=min(self._n_init_docs(corpus_like, V), n_docs)):
                 ids, cnts = get_doc(int(d))
                 lam[k, ids] += cnts
         self.lambda_ = lam
