@@ -66,7 +66,6 @@ _PEERS = {"nflows": ("nflows", _probe_nflows), "normflows": ("normflows", _probe
 def adapter_report() -> list[tuple[str, str]]:
     """[(adapter, status)] for every adapter: 'fast path' / 'fallback' / why unavailable."""
     from .. import _dispatch
-    from ..flows.ops import _triton_reason
 
     rows = []
     for name, (dist, probe) in _PEERS.items():
@@ -93,8 +92,11 @@ def adapter_report() -> list[tuple[str, str]]:
                 if not torch.cuda.is_available():
                     kernel = "no CUDA device: PyTorch reference of the fused op"
                 else:
-                    why = _triton_reason([torch.empty(0, device="cuda")])
-                    kernel = ("CUDA tensors: Triton kernel" if why is None else f"CUDA tensors: PyTorch reference ({why})")
+                    try:
+                        _dispatch.resolve("coupling", "triton")
+                        kernel = "CUDA tensors: Triton kernel"
+                    except _dispatch.BackendUnavailable as exc:
+                        kernel = f"CUDA tensors: PyTorch reference ({exc})"
                     kernel += "; CPU tensors: PyTorch reference"
             rows.append((ad, f"{dist} {ver}: {path} ({kernel})"))
     return rows
