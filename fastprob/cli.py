@@ -74,10 +74,38 @@ def cmd_backends(a):
     show_adapters()
 
 
+def _changelog_corpus(path, **build_kw):
+    """A corpus from the changelogs under ``path``: GNU ``ChangeLog*`` files and Debian
+    ``changelog.Debian.gz`` files (one record per dated entry; yearly steps by default)."""
+    import glob
+
+    from .corpus import build_corpus
+    from .datasets import debian_changelog_records, gnu_changelog_records
+
+    if not os.path.exists(path):
+        raise SystemExit(f"fastprob: {path} not found")
+    recs = []
+    try:
+        recs += gnu_changelog_records(path)
+    except FileNotFoundError:
+        pass
+    if os.path.isdir(path):
+        recs += debian_changelog_records(os.path.join(glob.escape(path), "*", "changelog.Debian.gz"))
+    if not recs:
+        raise SystemExit(f"fastprob: no dated ChangeLog or changelog.Debian.gz entries under {path}")
+    kw = {k: v for k, v in build_kw.items() if v is not None}
+    kw.setdefault("time_width", 365.25)
+    kw.setdefault("min_words", 5)
+    return build_corpus(recs, **kw)
+
+
 def cmd_corpus_build(a):
     from .corpus import summary
 
-    c = _load_corpus_arg(a.corpus, **_build_kw(a))
+    if getattr(a, "changelog", None):
+        c = _changelog_corpus(a.changelog, **_build_kw(a))
+    else:
+        c = _load_corpus_arg(a.corpus, **_build_kw(a))
     print(c)
     print("dropped:", summary(c.report))
     if a.out:
@@ -122,6 +150,8 @@ def main(argv=None):
     pc = sub.add_parser("corpus", help="build / inspect corpora").add_subparsers(dest="sub", required=True)
     b = pc.add_parser("build", help="build a corpus and save it as shards")
     _corpus_args(b)
+    b.add_argument("--changelog", metavar="DIR", default=None,
+                   help="build from the GNU ChangeLog* and Debian changelog.Debian.gz files under DIR")
     b.add_argument("--out", help="directory to save the corpus to (new, empty, or a fastprob corpus to replace)")
     b.add_argument("--shard-docs", type=positive_int, default=None, help="documents per shard")
     b.set_defaults(fn=cmd_corpus_build)

@@ -118,3 +118,28 @@ Tue Jan  4 12:00:00 1994  Old Hacker  <old@ai.mit.edu>
     assert recs == [("jane@gnu.org", "2019-03-04", "malloc/malloc.c (free): Check the chunk. NEWS: Mention it."),
                     ("bob@gnu.org", "2019-03-01", "string/strlen.c: Faster."),
                     ("old@ai.mit.edu", "1994-01-04", "Makefile: New target.")]
+
+
+def test_corpus_build_changelog_cli(tmp_path, capsys):
+    import gzip
+
+    from fastprob.cli import main
+    from fastprob.corpus import Corpus
+
+    gnu = tmp_path / "logs" / "glibc"
+    gnu.mkdir(parents=True)
+    (gnu / "ChangeLog").write_text(
+        "2019-03-04  Jane Doe  <jane@gnu.org>\n\n\t* malloc/malloc.c (free): Check the chunk header first.\n\n"
+        "2020-05-01  Bob  <bob@gnu.org>\n\n\t* string/strlen.c: Faster string length with words.\n")
+    deb = tmp_path / "logs" / "pkg"
+    deb.mkdir()
+    with gzip.open(deb / "changelog.Debian.gz", "wt") as f:
+        f.write("pkg (1.0-1) unstable; urgency=low\n\n  * Initial packaging of the frobnicator tool.\n\n"
+                " -- Ann Maint <ann@debian.org>  Tue, 02 Jan 2018 10:00:00 +0100\n")
+    out = tmp_path / "corpus"
+    main(["corpus", "build", "--changelog", str(tmp_path / "logs"), "--min-words", "1", "--out", str(out)])
+    c = Corpus.load(out)
+    assert c.n_docs == 3 and sorted(c.author_names) == ["ann@debian.org", "bob@gnu.org", "jane@gnu.org"]
+    assert c.n_steps == 3  # 2018, 2019, 2020 in yearly steps
+    with pytest.raises(SystemExit, match="no dated"):
+        main(["corpus", "build", "--changelog", str(tmp_path / "corpus")])
