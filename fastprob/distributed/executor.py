@@ -110,10 +110,14 @@ class DaskExecutor:
             from distributed.scheduler import KilledWorker
         except ImportError:  # pragma: no cover
             KilledWorker = RuntimeError
+        try:  # what distributed.wait raises for several cancelled futures at once
+            from distributed.client import FuturesCancelledError
+        except ImportError:  # pragma: no cover
+            FuturesCancelledError = FutureCancelledError
         for attempt in range(attempts):
             try:
                 return self._run_once(paths, g)
-            except (FutureCancelledError, KilledWorker, asyncio.CancelledError):
+            except (FutureCancelledError, FuturesCancelledError, KilledWorker, asyncio.CancelledError):
                 if attempt == attempts - 1:
                     raise
 
