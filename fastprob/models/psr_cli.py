@@ -20,6 +20,7 @@ def add_commands(sub):
     t.add_argument("--crop", type=int, default=32, help="crop size for --data photos")
     t.add_argument("--limit", type=int, default=None, help="use only this many training images")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto", help="auto (the CUDA GPU when present), cpu, cuda, cuda:N")
     t.add_argument("--out", default="runs/psr")
     t.set_defaults(fn=cmd_train)
     s = pp.add_parser("student-teacher", help="thesis table 11: PSR student vs GP and MC dropout on 2-D teachers")
@@ -42,7 +43,8 @@ def cmd_train(a):
         raise SystemExit(f"fastprob psr train: {exc}")
     try:
         m = run(data=a.data, scale=a.scale, steps=a.steps, depth=a.depth, hidden=a.hidden, batch_size=a.batch_size,
-                lr=a.lr, seed=a.seed, limit=a.limit, downsampling=a.downsampling, out=a.out, crop=a.crop)
+                lr=a.lr, seed=a.seed, limit=a.limit, downsampling=a.downsampling, out=a.out, crop=a.crop,
+                device=a.device)
     except (FileNotFoundError, ValueError) as exc:  # missing data set, image size not divisible by the scale
         raise SystemExit(f"fastprob psr train: {exc}")
     for k in ("bicubic", "cnn_mse", "psr_tau0.0", "psr_tau0.8"):

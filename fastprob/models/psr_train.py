@@ -61,19 +61,36 @@ def load_sr_data(name, seed=0, limit=None, crop=32):
     return tr, te, nb
 
 
+def resolve_device(device="auto"):
+    """"auto" -> the CUDA GPU when torch sees one, else the CPU; anything else as given."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU; use --device cpu")
+    return dev
+
+
 def train_psr(train_pix, n_bins, scale=4, depth=3, hidden=32, steps=600, batch_size=32, lr=1e-3, seed=0,
-              downsampling="avg", progress=None):
-    """Maximum likelihood of dequantized y = (pixel + u) / n_bins given x = pi(y)."""
+              downsampling="avg", progress=None, device="cpu"):
+    """Maximum likelihood of dequantized y = (pixel + u) / n_bins given x = pi(y).
+
+    The training images move to ``device`` once (as uint8 when they fit, to keep GPU memory
+    small); batches are drawn and dequantized there."""
+    dev = resolve_device(device)
     torch.manual_seed(seed)
     model = ConditionalPSR(tuple(train_pix.shape[1:]), scale, depth=depth, hidden=hidden, downsampling=downsampling,
-                           seed=seed)
+                           seed=seed).to(dev)
+    if n_bins <= 256:
+        train_pix = train_pix.to(torch.uint8)
+    train_pix = train_pix.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     model.train()
     hist = []
     for step in range(steps):
-        idx = torch.randint(0, train_pix.shape[0], (batch_size,))
-        y = (train_pix[idx].float() + torch.rand(batch_size, *train_pix.shape[1:])) / n_bins
+        idx = torch.randint(0, train_pix.shape[0], (batch_size,), device=dev)
+        y = (train_pix[idx].float() + torch.rand(batch_size, *train_pix.shape[1:], device=dev)) / n_bins
         loss = model.bits_per_dim(y, n_bins=n_bins).mean()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step}; lower the learning rate")
@@ -89,7 +106,7 @@ def train_psr(train_pix, n_bins, scale=4, depth=3, hidden=32, steps=600, batch_s
 
 
 def train_cnn(train_pix, n_bins, scale=4, steps=600, batch_size=32, lr=1e-3, seed=0, downsampling="avg",
-              n_params=None):
+              n_params=None, device="cpu"):
     """Deterministic SR CNN trained with MSE; its width is chosen so that its parameter count
     is close to ``n_params`` (the PSR flow's)."""
     torch.manual_seed(seed)
@@ -99,11 +116,15 @@ def train_cnn(train_pix, n_bins, scale=4, steps=600, batch_size=32, lr=1e-3, see
         best = min(range(8, 257, 4), key=lambda w: abs(sum(p.numel() for p in SRCNN(C, scale, w, w, w // 2)
                                                          .parameters()) - n_params))
         width = best
-    net = SRCNN(C, scale, width, width, width // 2)
+    dev = resolve_device(device)
+    net = SRCNN(C, scale, width, width, width // 2).to(dev)
+    if n_bins <= 256:
+        train_pix = train_pix.to(torch.uint8)
+    train_pix = train_pix.to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     for _ in range(steps):
-        idx = torch.randint(0, train_pix.shape[0], (batch_size,))
+        idx = torch.randint(0, train_pix.shape[0], (batch_size,), device=dev)
         y = (train_pix[idx].float() + 0.5) / n_bins
         loss = F.mse_loss(net(downsample(y, scale, downsampling)), y)
         opt.zero_grad()
@@ -126,6 +147,8 @@ def evaluate(model, cnn, test_pix, n_bins, taus=(0.0, 0.8), n_samples=4, seed=0)
     bits/dim of the flow on the test set (uniform dequantization, seeded)."""
     torch.manual_seed(seed)
     scale, mode = model.scale, model.downsampling
+    dev = next(model.parameters()).device
+    test_pix = test_pix.to(dev)
     y = (test_pix.float() + 0.5) / n_bins
     x = downsample(y, scale, mode)
     out = {"bicubic": _image_metrics(F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False),
@@ -138,7 +161,7 @@ def evaluate(model, cnn, test_pix, n_bins, taus=(0.0, 0.8), n_samples=4, seed=0)
         r = _image_metrics(s[0], y, x, scale, mode)
         r["diversity"] = float(metrics.diversity(s.clamp(0, 1)).mean())
         out[f"psr_tau{tau}"] = r
-    yq = (test_pix.float() + torch.rand(test_pix.shape)) / n_bins
+    yq = (test_pix.float() + torch.rand(test_pix.shape, device=dev)) / n_bins
     bpd = torch.cat([model.bits_per_dim(yq[i:i + 64], n_bins=n_bins) for i in range(0, yq.shape[0], 64)])
     out["psr_bits_per_dim"] = float(bpd.mean())
     out["psr_n_params"] = sum(p.numel() for p in model.parameters())
@@ -155,6 +178,7 @@ def save_grid(model, test_pix, n_bins, path, taus=(0.0, 0.5, 0.8, 1.0), n=6, see
 
     torch.manual_seed(seed)
     y = (test_pix[:n].float() + 0.5) / n_bins
+    y = y.to(next(model.parameters()).device)
     x = downsample(y, model.scale, model.downsampling)
     cols = [("LR", F.interpolate(x, scale_factor=model.scale, mode="nearest")),
             ("bicubic", F.interpolate(x, scale_factor=model.scale, mode="bicubic", align_corners=False))]
@@ -163,7 +187,7 @@ def save_grid(model, test_pix, n_bins, path, taus=(0.0, 0.5, 0.8, 1.0), n=6, see
     fig, axes = plt.subplots(n, len(cols), figsize=(1.2 * len(cols), 1.2 * n), squeeze=False)
     for j, (title, imgs) in enumerate(cols):
         for i in range(n):
-            img = imgs[i].clamp(0, 1).permute(1, 2, 0).squeeze(-1).numpy()
+            img = imgs[i].clamp(0, 1).permute(1, 2, 0).squeeze(-1).cpu().numpy()
             axes[i, j].imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
@@ -175,21 +199,24 @@ def save_grid(model, test_pix, n_bins, path, taus=(0.0, 0.5, 0.8, 1.0), n=6, see
 
 
 def run(data="fashion-mnist", scale=4, steps=600, cnn_steps=None, depth=3, hidden=32, batch_size=32, lr=1e-3,
-        seed=0, limit=None, downsampling="avg", out="runs/psr", crop=32, progress=100):
+        seed=0, limit=None, downsampling="avg", out="runs/psr", crop=32, progress=100, device="auto"):
     """Train PSR + CNN, evaluate, write OUT/metrics.json and OUT/grid.png; returns metrics."""
+    dev = resolve_device(device)
     torch.manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
     tr, te, nb = load_sr_data(data, seed, limit, crop)
-    model, hist = train_psr(tr, nb, scale, depth, hidden, steps, batch_size, lr, seed, downsampling, progress)
+    model, hist = train_psr(tr, nb, scale, depth, hidden, steps, batch_size, lr, seed, downsampling, progress, dev)
+    t_psr = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.parameters())
-    cnn = train_cnn(tr, nb, scale, cnn_steps or steps, batch_size, lr, seed, downsampling, n_params)
+    cnn = train_cnn(tr, nb, scale, cnn_steps or steps, batch_size, lr, seed, downsampling, n_params, dev)
     m = evaluate(model, cnn, te, nb, seed=seed)
     os.makedirs(out, exist_ok=True)
     save_grid(model, te, nb, os.path.join(out, "grid.png"), seed=seed)
     m.update(config=dict(data=data, scale=scale, steps=steps, depth=depth, hidden=hidden, batch_size=batch_size,
                          lr=lr, seed=seed, downsampling=downsampling, train_images=int(tr.shape[0]),
                          test_images=int(te.shape[0]), shape=list(tr.shape[1:])),
-             train_bpd_last100=float(np.mean(hist[-100:])), wall_s=time.perf_counter() - t0,
+             train_bpd_last100=float(np.mean(hist[-100:])), wall_s=time.perf_counter() - t0, psr_train_wall_s=t_psr,
+             device=str(dev) + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""),
              cpu_s=time.process_time() - c0)
     with open(os.path.join(out, "metrics.json"), "w") as f:
         json.dump(m, f, indent=1)
