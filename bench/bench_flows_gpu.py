@@ -39,6 +39,11 @@ def _time_cuda(fn, repeat=20, warmup=5):
     return {"median": statistics.median(ts), "p25": q[0], "p75": q[2]}
 
 
+def _gbps(nbytes, st):
+    """Throughput with its spread: the quartiles of the time give the quartiles of GB/s."""
+    return {"median": nbytes / st["median"] / 1e9, "p25": nbytes / st["p75"] / 1e9, "p75": nbytes / st["p25"] / 1e9}
+
+
 def _time_cpu(fn, repeat=2, warmup=1):
     from bench.harness import measure
 
@@ -89,6 +94,11 @@ def main(argv=None):
     ap.add_argument("--smoke", action="store_true", help="tiny shapes on CPU under TRITON_INTERPRET=1")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-save", action="store_true")
+    ap.add_argument("--shapes", default=None,
+                    help="comma-separated BxCxHxW to time instead of the defaults, e.g. 256x12x128x128 "
+                         "(on an H200 the defaults are small enough that ~1 ms of host overhead per "
+                         "fwd+bwd step dominates; larger shapes show the kernels' own throughput)")
+    ap.add_argument("--skip-check", action="store_true", help="skip the correctness check (already run)")
     a = ap.parse_args(argv)
     if not torch.cuda.is_available() and not a.smoke:
         print("no CUDA GPU here: nothing measured (run with --smoke under TRITON_INTERPRET=1 to dry-run)")
@@ -96,7 +106,8 @@ def main(argv=None):
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     h = print_header("Triton flow kernels on GPU")
     timer = _time_cuda if dev == "cuda" else _time_cpu
-    check(dev, [(2, 3, 8, 8), (3, 5, 6, 10)] + ([(64, 12, 32, 32)] if dev == "cuda" else []))
+    if not a.skip_check:
+        check(dev, [(2, 3, 8, 8), (3, 5, 6, 10)] + ([(64, 12, 32, 32)] if dev == "cuda" else []))
     from fastprob.kernels.triton import coupling as tc
     from fastprob.kernels.triton import squeeze as tq
     from fastprob.reference import coupling as rc
@@ -105,6 +116,8 @@ def main(argv=None):
     rec = Recorder("flows_gpu", h)
     shapes = [(64, 12, 32, 32), (64, 48, 16, 16), (128, 12, 64, 64), (64, 6, 128, 128)] if dev == "cuda" \
         else [(2, 4, 8, 8)]
+    if a.shapes:
+        shapes = [tuple(int(v) for v in sh.lower().split("x")) for sh in a.shapes.split(",")]
     # practical peak: a device-to-device copy of the largest tensor
     big = torch.empty(max(s[0] * s[1] * s[2] * s[3] for s in shapes) * 4, device=dev)
     cp = timer(lambda: big.clone())
@@ -127,16 +140,27 @@ def main(argv=None):
 
             eager = timer(lambda: step(rc.coupling))
             case = f"coupling-{mask} fwd+bwd {shape}"
-            rec.add(case, "torch-eager", "GB/s", nbytes / eager["median"] / 1e9, "GB/s")
+            rec.add(case, "torch-eager", "GB/s", _gbps(nbytes, eager), "GB/s")
             if not a.no_compile:
                 comp = torch.compile(rc.coupling)
                 cmp_ = timer(lambda: step(comp))
-                rec.add(case, "torch.compile", "GB/s", nbytes / cmp_["median"] / 1e9, "GB/s",
+                rec.add(case, "torch.compile", "GB/s", _gbps(nbytes, cmp_), "GB/s",
                         baseline="torch-eager", ratio=eager["median"] / cmp_["median"])
             tri = timer(lambda: step(tc.coupling_triton))
-            rec.add(case, "triton-fused", "GB/s", nbytes / tri["median"] / 1e9, "GB/s", baseline="torch-eager",
+            rec.add(case, "triton-fused", "GB/s", _gbps(nbytes, tri), "GB/s", baseline="torch-eager",
                     ratio=eager["median"] / tri["median"],
                     notes=f"{100 * nbytes / tri['median'] / 1e9 / peak:.0f}% of copy bandwidth")
+            # forward alone, no autograd: the kernels' own throughput with the least host work
+            xd, sd, td = x.detach(), s.detach(), t.detach()
+            fbytes = 4 * (2 * n_x + 2 * n_s)
+            with torch.no_grad():
+                fe = timer(lambda: rc.coupling(xd, sd, td, mask, 0, "tanh"))
+                ft = timer(lambda: tc.coupling_triton(xd, sd, td, mask, 0, "tanh"))
+            case = f"coupling-{mask} fwd {shape}"
+            rec.add(case, "torch-eager", "GB/s", _gbps(fbytes, fe), "GB/s")
+            rec.add(case, "triton-fused", "GB/s", _gbps(fbytes, ft), "GB/s", baseline="torch-eager",
+                    ratio=fe["median"] / ft["median"],
+                    notes=f"{100 * fbytes / ft['median'] / 1e9 / peak:.0f}% of copy bandwidth")
         x = torch.randn(shape, device=dev)
         nbytes = 2 * 4 * x.numel()
 
@@ -146,12 +170,12 @@ def main(argv=None):
 
         case = f"squeeze+split {shape}"
         base = timer(ref_split)
-        rec.add(case, "reshape/permute+split", "GB/s", nbytes / base["median"] / 1e9, "GB/s")
+        rec.add(case, "reshape/permute+split", "GB/s", _gbps(nbytes, base), "GB/s")
         cb = timer(lambda: rq.squeeze_split(x, "checkerboard"))
-        rec.add(case, "reference-checkerboard", "GB/s", nbytes / cb["median"] / 1e9, "GB/s",
+        rec.add(case, "reference-checkerboard", "GB/s", _gbps(nbytes, cb), "GB/s",
                 baseline="reshape/permute+split", ratio=base["median"] / cb["median"])
         tri = timer(lambda: tq.squeeze_split_triton(x, "checkerboard"))
-        rec.add(case, "triton-fused", "GB/s", nbytes / tri["median"] / 1e9, "GB/s",
+        rec.add(case, "triton-fused", "GB/s", _gbps(nbytes, tri), "GB/s",
                 baseline="reshape/permute+split", ratio=base["median"] / tri["median"],
                 notes=f"{100 * nbytes / tri['median'] / 1e9 / peak:.0f}% of copy bandwidth")
     rec.save(not (a.no_save or a.smoke))

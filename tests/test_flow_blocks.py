@@ -120,11 +120,14 @@ def test_two_d_density_integrates_to_one(build, noise):
 
 def test_triton_backend_matches_torch_in_a_flow():
     pytest.importorskip("triton")
+    # on a CUDA machine the Triton backend runs only on GPU tensors (the interpreter on CPU)
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     a = _randomize(realnvp_image((1, 4, 4), n_scales=2, n_couplings=2, hidden=8, backend="torch"), 0.1).float()
     b = _randomize(realnvp_image((1, 4, 4), n_scales=2, n_couplings=2, hidden=8, backend="triton"), 0.1).float()
     b.load_state_dict(a.state_dict())
-    x = torch.rand(2, 1, 4, 4) * 0.8 + 0.1
+    a, b = a.to(dev), b.to(dev)
+    x = (torch.rand(2, 1, 4, 4) * 0.8 + 0.1).to(dev)
     la, lb = a.log_prob(x), b.log_prob(x)
     torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-4)
     ga = torch.autograd.grad(la.sum(), list(a.parameters()), allow_unused=True)
