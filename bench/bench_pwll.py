@@ -80,10 +80,10 @@ def run_sklearn(tr, obs, held, K, budget):
     return _score(pi, lambda d: beta, held), secs, f"{n} online passes"
 
 
-def _tomotopy(kind, tr, obs, held, K, budget, threads):
+def tomotopy_model(kind, tr, K):
+    """A tomotopy LDA / CTM / DTM with the training documents added (DTM: one time point per step)."""
     import tomotopy as tp
 
-    V = tr.n_words
     if kind == "DTModel":
         m = tp.DTModel(k=K, t=tr.n_steps, seed=0)
         for d in range(tr.n_docs):
@@ -92,24 +92,27 @@ def _tomotopy(kind, tr, obs, held, K, budget, threads):
         m = getattr(tp, kind)(k=K, seed=0)
         for d in range(tr.n_docs):
             m.add_doc([tr.vocab[i] for i in _words(tr, d)])
-    secs, n = _until(budget, lambda: m.train(10, workers=threads))
+    return m
+
+
+def tomotopy_score(m, kind, tr, obs, held, K, threads=1):
+    """Document-completion PWLL of a trained tomotopy model: topic proportions inferred by
+    tomotopy from the observed halves, topic-word matrices mapped back onto fastprob's
+    vocabulary (DTM: the matrix of each held-out document's time step)."""
+    V = tr.n_words
     pos = {w: i for i, w in enumerate(tr.vocab)}
     cols = np.asarray([pos[w] for w in m.used_vocabs])
 
     def beta_at(t=None):
         B = np.full((K, V), 1e-12)
         for k in range(K):
-            dist = m.get_topic_word_dist(k) if t is None else m.get_topic_word_dist(k, timepoint=t)
-            B[k, cols] = dist
+            B[k, cols] = m.get_topic_word_dist(k) if t is None else m.get_topic_word_dist(k, timepoint=t)
         return B / B.sum(1, keepdims=True)
 
     docs = []
-    keep = []
     for d in range(obs.n_docs):
         ws = [obs.vocab[i] for i in _words(obs, d) if obs.vocab[i] in pos]
-        kw = {"timepoint": int(obs.times[d])} if kind == "DTModel" else {}
-        docs.append(m.make_doc(ws, **kw))
-        keep.append(d)
+        docs.append(m.make_doc(ws, **({"timepoint": int(obs.times[d])} if kind == "DTModel" else {})))
     dists, _ = m.infer(docs, workers=threads)
     pi = np.asarray([np.asarray(x, dtype=np.float64) for x in dists])
     pi /= pi.sum(1, keepdims=True)
@@ -124,7 +127,13 @@ def _tomotopy(kind, tr, obs, held, K, budget, threads):
     else:
         B = beta_at()
         beta_of_doc = lambda d: B  # noqa: E731
-    return _score(pi, beta_of_doc, held), secs, f"{n * 10} Gibbs iterations"
+    return _score(pi, beta_of_doc, held)
+
+
+def _tomotopy(kind, tr, obs, held, K, budget, threads):
+    m = tomotopy_model(kind, tr, K)
+    secs, n = _until(budget, lambda: m.train(10, workers=threads))
+    return tomotopy_score(m, kind, tr, obs, held, K, threads), secs, f"{n * 10} Gibbs iterations"
 
 
 def main(argv=None):

@@ -1,7 +1,8 @@
 """Held-out PWLL against training CPU seconds: DAPPER vs Gibbs LDA (tomotopy LDA, CTM, DTM),
-gensim and scikit-learn, on real corpora (this machine's Debian changelogs, SOTU).
+gensim and scikit-learn, on real corpora (this machine's Debian changelogs, glibc's ChangeLogs
+from Debian's glibc-source, SOTU).
 
-    python -m bench.bench_pwll_curve [--corpus debian|sotu] [--topics 25] [--budget 60]
+    python -m bench.bench_pwll_curve [--corpus debian|sotu|glibc] [--topics 25] [--budget 60]
 
 One thread for every model; time is process CPU time spent in training (scoring excluded),
 so the comparison holds on a loaded machine.  Every model is scored by the same
@@ -22,7 +23,7 @@ import numpy as np
 warnings.filterwarnings("ignore")
 os.environ.setdefault("FASTPROB_PROGRESS", "0")
 
-from bench.bench_pwll import _score, _words  # noqa: E402
+from bench.bench_pwll import _score, tomotopy_model, tomotopy_score  # noqa: E402
 from fastprob.topics.evaluate import split_halves  # noqa: E402
 
 
@@ -56,18 +57,7 @@ def dapper_curve(tr, te, K, P, budget):
 
 
 def tomotopy_curve(kind, tr, obs, held, K, budget):
-    import tomotopy as tp
-
-    V = tr.n_words
-    if kind == "DTModel":
-        m = tp.DTModel(k=K, t=tr.n_steps, seed=0)
-        for d in range(tr.n_docs):
-            m.add_doc([tr.vocab[i] for i in _words(tr, d)], timepoint=int(tr.times[d]))
-    else:
-        m = getattr(tp, kind)(k=K, seed=0)
-        for d in range(tr.n_docs):
-            m.add_doc([tr.vocab[i] for i in _words(tr, d)])
-    pos = {w: i for i, w in enumerate(tr.vocab)}
+    m = tomotopy_model(kind, tr, K)
     it = {"n": 0}
 
     def step():
@@ -75,36 +65,7 @@ def tomotopy_curve(kind, tr, obs, held, K, budget):
         it["n"] += 20
         return f"{it['n']} iterations"
 
-    def score():
-        cols = np.asarray([pos[w] for w in m.used_vocabs])
-
-        def beta_at(t=None):
-            B = np.full((K, V), 1e-12)
-            for k in range(K):
-                B[k, cols] = m.get_topic_word_dist(k) if t is None else m.get_topic_word_dist(k, timepoint=t)
-            return B / B.sum(1, keepdims=True)
-
-        docs = []
-        for d in range(obs.n_docs):
-            ws = [obs.vocab[i] for i in _words(obs, d) if obs.vocab[i] in pos]
-            docs.append(m.make_doc(ws, **({"timepoint": int(obs.times[d])} if kind == "DTModel" else {})))
-        dists, _ = m.infer(docs, workers=1)
-        pi = np.asarray([np.asarray(x, dtype=np.float64) for x in dists])
-        pi /= pi.sum(1, keepdims=True)
-        if kind == "DTModel":
-            cache = {}
-
-            def bod(d):
-                t = int(held.times[d])
-                if t not in cache:
-                    cache[t] = beta_at(t)
-                return cache[t]
-        else:
-            B = beta_at()
-            bod = lambda d: B  # noqa: E731
-        return _score(pi, bod, held)
-
-    return _curve(step, score, budget)
+    return _curve(step, lambda: tomotopy_score(m, kind, tr, obs, held, K), budget)
 
 
 def gensim_curve(tr, obs, held, K, budget):
@@ -151,16 +112,16 @@ def sklearn_curve(tr, obs, held, K, budget):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", choices=["debian", "sotu"], default="debian")
+    ap.add_argument("--corpus", choices=["debian", "sotu", "glibc"], default="debian")
     ap.add_argument("--topics", type=int, default=25)
     ap.add_argument("--personas", type=int, default=10)
     ap.add_argument("--budget", type=float, default=60.0, help="training CPU seconds per model")
     ap.add_argument("--models", default="dapper,LDAModel,CTModel,DTModel,gensim,sklearn")
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = "1"
-    from fastprob.datasets import load_debian_changelogs, load_sotu
+    from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
 
-    c = load_debian_changelogs() if a.corpus == "debian" else load_sotu()
+    c = {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[a.corpus]()
     tr, te = c.split(0.1, seed=0)
     obs, held = split_halves(te, seed=0)
     K = a.topics

@@ -86,9 +86,11 @@ def _changelog_corpus(path, **build_kw):
         raise SystemExit(f"fastprob: {path} not found")
     recs = []
     try:
-        recs += gnu_changelog_records(path)
+        recs += gnu_changelog_records(path)  # a directory, a ChangeLog file or a source tarball
     except FileNotFoundError:
         pass
+    except ValueError as exc:  # an unreadable tarball
+        raise SystemExit(f"fastprob: {exc}") from exc
     if os.path.isdir(path):
         recs += debian_changelog_records(os.path.join(glob.escape(path), "*", "changelog.Debian.gz"))
     if not recs:

@@ -81,6 +81,17 @@ def parse_gnu_changelog(lines):
         yield head[0], head[1], _clean(body)
 
 
+def _is_tarball(path: str) -> bool:
+    import tarfile
+
+    if re.search(r"\.(tar|tgz|tbz2|txz|tar\.(gz|bz2|xz|zst))$", path):
+        return True
+    try:
+        return tarfile.is_tarfile(path)
+    except OSError:
+        return False
+
+
 def _read_lines(path):
     opener = gzip.open if path.endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8", errors="replace") as f:
@@ -99,8 +110,37 @@ def debian_changelog_records(pattern: str = DEBIAN_GLOB, max_files: int | None =
     return out
 
 
+def _tar_changelog_records(path: str):
+    """Records from the ``ChangeLog*`` members of a source tarball, read in place (nothing is
+    extracted to disk, so member names cannot write outside anything)."""
+    import tarfile
+
+    out, n = [], 0
+    try:
+        with tarfile.open(path, "r:*") as tf:
+            for mem in tf:
+                if not (mem.isfile() and os.path.basename(mem.name).startswith("ChangeLog")):
+                    continue
+                f = tf.extractfile(mem)
+                if f is None:
+                    continue
+                n += 1
+                out.extend(parse_gnu_changelog(f.read().decode("utf-8", errors="replace").splitlines()))
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ValueError(f"{path!r} is not a readable tar archive ({exc}); pass the unpacked source "
+                         "directory or a ChangeLog file instead") from exc
+    if n == 0:
+        raise FileNotFoundError(f"no ChangeLog files in the archive {path!r}")
+    return out
+
+
 def gnu_changelog_records(root: str):
-    """Records from every file named ``ChangeLog*`` under ``root`` (or ``root`` itself)."""
+    """Records from every file named ``ChangeLog*`` under ``root``, from ``root`` itself when
+    it is a file, or from the ``ChangeLog*`` members of a source tarball (``.tar``,
+    ``.tar.gz``, ``.tar.xz``, ... e.g. ``/usr/src/glibc/glibc-2.36.tar.xz`` from Debian's
+    ``glibc-source``)."""
+    if os.path.isfile(root) and _is_tarball(root):
+        return _tar_changelog_records(root)
     if os.path.isfile(root):
         paths = [root]
     else:
@@ -128,5 +168,28 @@ def load_debian_changelogs(pattern: str = DEBIAN_GLOB, max_files: int | None = N
     if not recs:
         raise FileNotFoundError(f"no Debian changelog entries found at {pattern!r} (not a Debian "
                                 "machine?); pass pattern= to point at changelog.Debian.gz files")
+    build_kw.setdefault("verbose", False)
+    return build_corpus(recs, min_words=min_words, time_mode="absolute", time_width=time_width, **build_kw)
+
+
+def load_gnu_changelogs(path: str = "/usr/src/glibc", *, min_words: int = 5, time_width: float = 365.25,
+                        **build_kw):
+    """The GNU ``ChangeLog`` entries under ``path`` (a source tree, one file, or a source
+    tarball; a directory holding tarballs, such as Debian's ``/usr/src/glibc`` from
+    ``glibc-source``, uses its newest tarball) as a corpus: e-mail addresses as authors,
+    yearly steps.
+
+    Raises FileNotFoundError when nothing is found (install ``glibc-source`` or pass path=).
+    """
+    from ..corpus import build_corpus
+
+    if os.path.isdir(path):
+        tars = sorted(f for f in os.listdir(path) if _is_tarball(os.path.join(path, f)))
+        if tars and not any(f.startswith("ChangeLog") for f in os.listdir(path)):
+            path = os.path.join(path, tars[-1])
+    elif not os.path.exists(path):
+        raise FileNotFoundError(f"{path!r} does not exist (apt-get install glibc-source, or pass path= to a "
+                                "source tree or tarball with ChangeLog files)")
+    recs = gnu_changelog_records(path)
     build_kw.setdefault("verbose", False)
     return build_corpus(recs, min_words=min_words, time_mode="absolute", time_width=time_width, **build_kw)
