@@ -165,6 +165,29 @@ def dirichlet_elbo(lam, prior):
     return float(out)
 
 
+def fit_symmetric_dirichlet(lam, lo: float = 1e-8, hi: float = 1e3) -> float:
+    """Empirical Bayes for a symmetric Dirichlet prior: the eta maximizing
+    sum_rows E_q[log Dir(x | eta)] = rows (lgamma(n eta) - n lgamma(eta)) + (eta - 1) s,
+    s = sum of E_q[log x] over all cells, for q = Dir(lam) per row.  The objective is concave
+    in eta (n trigamma(n eta) < trigamma(eta) for n > 1), so its stationary point, found by
+    bracketing in log eta, is the maximum; it is clipped to [lo, hi]."""
+    from scipy.optimize import brentq
+
+    rows, n = lam.shape
+    s = float(np.sum(digamma(lam) - digamma(lam.sum(axis=1, keepdims=True))))
+
+    def grad(u):  # d/d eta at eta = exp(u); its sign is that of d/du
+        eta = np.exp(u)
+        return rows * n * (digamma(n * eta) - digamma(eta)) + s
+
+    a, b = np.log(lo), np.log(hi)
+    if grad(b) >= 0:
+        return float(hi)
+    if grad(a) <= 0:
+        return float(lo)
+    return float(np.exp(brentq(grad, a, b, xtol=1e-12, rtol=1e-12)))
+
+
 def penalty(alpha, n_tp, doc_noise):
     """R = sum_t 1/(2 s2) sum_p sum_{q != p} sqrt(n_tp n_tq) c_tp . c_tq, c = centred alpha.
 
