@@ -37,10 +37,10 @@ def _curve(step, score, budget):
     return pts
 
 
-def dapper_curve(tr, te, K, P, budget):
+def dapper_curve(tr, te, K, P, budget, **kw):
     from fastprob.topics import DAPPER
 
-    m = DAPPER(K, P, max_epochs=10_000, tol=0, n_jobs=1, random_state=0, progress=False)
+    m = DAPPER(K, P, max_epochs=10_000, tol=0, n_jobs=1, random_state=0, progress=False, **kw)
     state = {"cpu": 0.0}
     pts = []
     # one epoch per fit call, resumed from the previous state (warm starts kept in memory)
@@ -116,7 +116,8 @@ def main(argv=None):
     ap.add_argument("--topics", type=int, default=25)
     ap.add_argument("--personas", type=int, default=10)
     ap.add_argument("--budget", type=float, default=60.0, help="training CPU seconds per model")
-    ap.add_argument("--models", default="dapper,LDAModel,CTModel,DTModel,gensim,sklearn")
+    ap.add_argument("--models", default="dapper,LDAModel,CTModel,DTModel,gensim,sklearn",
+                    help="comma-separated; also dapper-eb (DAPPER with fit_eta=True)")
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = "1"
     from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
@@ -132,6 +133,9 @@ def main(argv=None):
         if name == "dapper":
             pts = dapper_curve(tr, te, K, a.personas, a.budget)
             name = f"fastprob DAPPER (P={a.personas})"
+        elif name == "dapper-eb":  # empirical-Bayes topic prior
+            pts = dapper_curve(tr, te, K, a.personas, a.budget, fit_eta=True)
+            name = f"fastprob DAPPER (P={a.personas}, fit_eta)"
         elif name in ("LDAModel", "CTModel", "DTModel"):
             pts = tomotopy_curve(name, tr, obs, held, K, a.budget)
             name = f"tomotopy {name}"
