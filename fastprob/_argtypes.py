@@ -47,9 +47,10 @@ def time_width(text: str):
     from .corpus.timebins import parse_time_width
 
     try:
-        return parse_time_width(text).spec if parse_time_width(text) != "auto" else "auto"
+        tb = parse_time_width(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return tb if tb == "auto" else tb.spec
 
 
 def _num(text: str, kind):

@@ -236,3 +236,13 @@ def test_cli_prints_and_saves_the_binning(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["corpus", "build", "--corpus", str(path), "--time-width", "fortnight"])
     assert "calendar unit" in capsys.readouterr().err
+
+
+def test_report_axis_labels_follow_calendar_bins():
+    from fastprob.topics.report import days_to_years
+
+    origin = float((dt.date(2003, 8, 1) - EPOCH).days)
+    got = days_to_years([0, 5, 17], origin, "month")
+    starts = [dt.date(2003, 8, 1), dt.date(2004, 1, 1), dt.date(2005, 1, 1)]
+    np.testing.assert_allclose(got, [1970 + (d - EPOCH).days / 365.2425 for d in starts])
+    np.testing.assert_allclose(days_to_years([0, 2], origin, 7.0), 1970 + (origin + np.array([0, 14])) / 365.2425)
