@@ -216,12 +216,16 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         dropped and counted), its authors (documents by unseen authors skipped and counted)
         and its time steps, binned exactly as it was (documents outside them skipped and
         counted); ``time_mode`` / ``time_width`` / ``time_steps`` are then ignored.
-
-    The chosen binning (unit, count, steps, first and last step start) is in
-    ``report["time_bins"]`` and, for any corpus, in :meth:`Corpus.time_bins`.
     errors : "skip" | "raise"
         Skip-and-count bad records (empty text, undecodable bytes, NaN/missing timestamp,
         missing author), or raise on the first.
+
+    Notes
+    -----
+    The chosen binning (unit, count, steps, first and last step start) is in
+    ``report["time_bins"]`` and, for any corpus, in :meth:`Corpus.time_bins`; the
+    corpus keeps the resolved unit (``time_width="month"``, never ``"auto"``) and the
+    start of step 0 (``time_origin``), so a saved, split or ``like=`` corpus bins alike.
     """
     if errors not in ("skip", "raise"):
         raise ValueError(f"errors must be 'skip' or 'raise', got {errors!r}")
