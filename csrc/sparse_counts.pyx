@@ -7,15 +7,8 @@ Each function has a NumPy reference of the same signature in
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t
-from libc.stdlib cimport qsort
 
 cnp.import_array()
-
-
-cdef int _cmp_i32(const void* a, const void* b) noexcept nogil:
-    cdef int32_t x = (<const int32_t*>a)[0]
-    cdef int32_t y = (<const int32_t*>b)[0]
-    return (x > y) - (x < y)
 
 
 def _check_ptr(const int64_t[::1] ptr, Py_ssize_t n_items, str what):
@@ -132,10 +125,14 @@ def count_tokens(tokens, doc_ptr, Py_ssize_t n_words):
 
 
 def remap_csr(indptr, indices, counts, mapping, Py_ssize_t n_new):
-    """Column j -> mapping[j] (-1 drops); merged duplicates are summed; rows re-sorted.
+    """Column j -> mapping[j] (-1 drops); merged duplicates are summed; rows come out sorted.
 
     NumPy equivalent: ``np.unique(row * n_new + mapping[indices])`` with counts summed by
-    ``np.bincount`` (see the reference).
+    ``np.bincount`` (see the reference); SciPy equivalent: ``X @ M`` with the 0/1 matrix
+    ``M[j, mapping[j]] = 1``.  Pass 1 counts each row's distinct new ids with a marker
+    array; pass 2 sums counts into a dense scratch and emits the ids in order from a
+    two-level bitmap, as :func:`count_tokens` does (a qsort per row made this 0.8x of
+    SciPy's product).
     """
     cdef const int64_t[::1] ip = np.ascontiguousarray(indptr, dtype=np.int64)
     cdef const int32_t[::1] ix = np.ascontiguousarray(indices, dtype=np.int32)
@@ -151,10 +148,11 @@ def remap_csr(indptr, indices, counts, mapping, Py_ssize_t n_new):
     for i in range(mp.shape[0]):
         if mp[i] >= n_new:
             raise ValueError(f"mapping targets {mp[i]} >= n_new = {n_new}")
-    cdef cnp.ndarray[int64_t, ndim=1] mark_arr = np.full(max(n_new, 1), -1, dtype=np.int64)
+    cdef Py_ssize_t V = max(n_new, 1)
+    cdef Py_ssize_t W1 = (V + 63) >> 6
+    cdef Py_ssize_t W2 = (W1 + 63) >> 6
+    cdef cnp.ndarray[int64_t, ndim=1] mark_arr = np.full(V, -1, dtype=np.int64)
     cdef int64_t[::1] mark = mark_arr
-    cdef cnp.ndarray[int64_t, ndim=1] acc_arr = np.zeros(max(n_new, 1), dtype=np.int64)
-    cdef int64_t[::1] acc = acc_arr
     cdef cnp.ndarray[int64_t, ndim=1] optr_arr = np.empty(n_docs + 1, dtype=np.int64)
     cdef int64_t[::1] optr = optr_arr
     with nogil:
@@ -175,28 +173,48 @@ def remap_csr(indptr, indices, counts, mapping, Py_ssize_t n_new):
     if bad:
         raise ValueError(f"CSR column ids must lie in [0, {n_old}) to match the mapping; "
                          "the vocabulary and the counts do not belong together")
+    del mark_arr
     cdef cnp.ndarray[int32_t, ndim=1] oidx_arr = np.empty(nnz, dtype=np.int32)
     cdef cnp.ndarray[int32_t, ndim=1] ocnt_arr = np.empty(nnz, dtype=np.int32)
     cdef int32_t[::1] oidx = oidx_arr
     cdef int32_t[::1] ocnt = ocnt_arr
-    cdef int64_t start, pos
+    cdef cnp.ndarray[int64_t, ndim=1] acc_arr = np.zeros(V, dtype=np.int64)
+    cdef int64_t[::1] acc = acc_arr
+    cdef cnp.ndarray[cnp.uint64_t, ndim=1] b1_arr = np.zeros(W1, dtype=np.uint64)
+    cdef cnp.ndarray[cnp.uint64_t, ndim=1] b2_arr = np.zeros(W2, dtype=np.uint64)
+    cdef cnp.uint64_t[::1] bits1 = b1_arr
+    cdef cnp.uint64_t[::1] bits2 = b2_arr
+    cdef cnp.uint64_t one = 1, x1, x2
+    cdef Py_ssize_t i2, j1, pos, end
     with nogil:
-        mark[:] = -1
         for d in range(n_docs):
-            start = optr[d]
-            pos = start
             for i in range(ip[d], ip[d + 1]):
                 w = mp[ix[i]]
                 if w < 0:
                     continue
-                if mark[w] != d:
-                    mark[w] = d
-                    acc[w] = 0
-                    oidx[pos] = w
-                    pos += 1
+                # setting a bit twice is harmless, so a zero count needs no special case
+                bits1[w >> 6] |= one << (w & 63)
+                bits2[w >> 12] |= one << ((w >> 6) & 63)
                 acc[w] += ct[i]
-            if pos - start > 1:
-                qsort(&oidx[start], pos - start, sizeof(int32_t), _cmp_i32)
-            for i in range(start, pos):
-                ocnt[i] = <int32_t>acc[oidx[i]]
+            pos = optr[d]
+            end = optr[d + 1]
+            for i2 in range(W2):
+                if pos == end:  # every distinct id of this row emitted: the rest is zero
+                    break
+                x2 = bits2[i2]
+                if x2 == 0:
+                    continue
+                bits2[i2] = 0
+                while x2:
+                    j1 = (i2 << 6) + fp_ctz64(x2)
+                    x2 &= x2 - 1
+                    x1 = bits1[j1]
+                    bits1[j1] = 0
+                    while x1:
+                        w = <int32_t>((j1 << 6) + fp_ctz64(x1))
+                        x1 &= x1 - 1
+                        oidx[pos] = w
+                        ocnt[pos] = <int32_t>acc[w]
+                        acc[w] = 0
+                        pos += 1
     return optr_arr, oidx_arr, ocnt_arr

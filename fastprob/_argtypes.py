@@ -41,6 +41,18 @@ def fraction(text: str) -> float:
     return v
 
 
+def time_width(text: str):
+    """``auto``, a calendar unit (``year``, ``month``, ``week``, ``day``, ``4years``, "3 months")
+    or a positive number of timestamp units."""
+    from .corpus.timebins import parse_time_width
+
+    try:
+        tb = parse_time_width(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return tb if tb == "auto" else tb.spec
+
+
 def _num(text: str, kind):
     try:
         return kind(text)

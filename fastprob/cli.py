@@ -22,7 +22,7 @@ import json
 import os
 import sys
 
-from ._argtypes import nonnegative_int, positive_float, positive_int
+from ._argtypes import nonnegative_int, positive_int, time_width
 
 
 def _load_corpus_arg(spec: str, **build_kw):
@@ -58,12 +58,27 @@ def _corpus_args(p):
     p.add_argument("--max-features", type=positive_int, default=None, help="vocabulary size (top words)")
     p.add_argument("--min-words", type=nonnegative_int, default=None, help="drop documents with fewer tokens")
     p.add_argument("--time-mode", choices=["absolute", "relative"], default=None)
-    p.add_argument("--time-width", type=positive_float, default=None, help="time-step width in timestamp units")
+    _time_args(p, default=None)
+
+
+_TIME_HELP = ("time-step width: auto (calendar years, months, weeks or days chosen from the span of the "
+              "timestamps; the default for records), year | month | week | day (calendar periods in UTC, "
+              "optionally a count: '4years', '3months'), or a number of timestamp units (days for dates)")
+
+
+def _time_args(p, default):
+    p.add_argument("--time-width", type=time_width, default=default, help=_TIME_HELP)
+    p.add_argument("--time-steps", type=positive_int, default=None,
+                   help="target number of time steps: with --time-width auto, the calendar unit and count "
+                        "whose number of steps is closest to it without exceeding it")
 
 
 def _build_kw(a):
+    tw = a.time_width
+    if a.time_steps is not None and tw is None:
+        tw = "auto"  # a target number of steps replaces a loader's own default width
     return dict(max_features=a.max_features, min_words=a.min_words, time_mode=a.time_mode,
-                time_width=a.time_width)
+                time_width=tw, time_steps=a.time_steps)
 
 
 def cmd_backends(a):
@@ -96,19 +111,21 @@ def _changelog_corpus(path, **build_kw):
     if not recs:
         raise SystemExit(f"fastprob: no dated ChangeLog or changelog.Debian.gz entries under {path}")
     kw = {k: v for k, v in build_kw.items() if v is not None}
-    kw.setdefault("time_width", 365.25)
+    kw.setdefault("time_width", "auto" if kw.get("time_steps") else "year")  # calendar years
     kw.setdefault("min_words", 5)
     return build_corpus(recs, **kw)
 
 
 def cmd_corpus_build(a):
     from .corpus import summary
+    from .corpus.timebins import summary_line
 
     if getattr(a, "changelog", None):
         c = _changelog_corpus(a.changelog, **_build_kw(a))
     else:
         c = _load_corpus_arg(a.corpus, **_build_kw(a))
     print(c)
+    print(summary_line(c.report.get("time_bins") or c.time_bins()))
     print("dropped:", summary(c.report))
     if a.out:
         c.save(a.out, shard_docs=a.shard_docs)
@@ -117,23 +134,28 @@ def cmd_corpus_build(a):
 
 def cmd_corpus_build_shards(a):
     from .corpus import build_shards, read_csv, read_jsonl
+    from .corpus.timebins import summary_line
 
     if not os.path.exists(a.input):
         raise SystemExit(f"fastprob: {a.input} not found")
     reader = read_jsonl if a.input.endswith(".jsonl") else read_csv
     rep = build_shards(lambda: reader(a.input), a.out, shard_docs=a.shard_docs, max_features=a.max_features,
                        min_df=a.min_df, min_words=a.min_words, time_mode=a.time_mode, time_width=a.time_width,
-                       total_bytes=os.path.getsize(a.input))
+                       time_steps=a.time_steps, total_bytes=os.path.getsize(a.input))
     print(f"{rep['documents']} documents, {rep['tokens_kept']} tokens, vocabulary {rep['vocabulary']}; "
           f"passes {rep['pass1_seconds']:.1f}s + {rep['pass2_seconds']:.1f}s; wrote {a.out}")
+    print(summary_line(rep["time_bins"]))
 
 
 def cmd_corpus_info(a):
     from .corpus import ShardSet
 
+    from .corpus.timebins import summary_line
+
     ss = ShardSet(a.path)
     c = ss.load()
     print(c)
+    print(summary_line(c.time_bins()))
     if ss.n_shards == 0 or c.n_docs == 0:
         print("(the corpus is empty: no documents)")
     print(json.dumps({"shards": ss.n_shards, "report": c.report}, indent=1, default=str)[:2000])
@@ -165,8 +187,7 @@ def main(argv=None):
     bs.add_argument("--min-df", type=positive_int, default=2)
     bs.add_argument("--min-words", type=nonnegative_int, default=10)
     bs.add_argument("--time-mode", choices=["absolute", "relative"], default="relative")
-    bs.add_argument("--time-width", type=positive_float, default=7.0,
-                    help="bin width in timestamp units (days: 7 = weeks)")
+    _time_args(bs, default="auto")
     bs.set_defaults(fn=cmd_corpus_build_shards)
     i = pc.add_parser("info", help="summarize a saved corpus")
     i.add_argument("path")

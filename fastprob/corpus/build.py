@@ -16,6 +16,7 @@ from importlib import resources
 import numpy as np
 
 from .. import _dispatch
+from . import timebins
 from .corpus import Corpus, CorpusError
 
 _EPOCH = _dt.datetime(1970, 1, 1)
@@ -176,8 +177,9 @@ def _prune(df, tf, vocab, n_docs, min_df, max_df, max_features):
 
 def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=None,
                  lemmatizer=None, min_df=1, max_df=1.0, max_features=None, min_words: int = 10,
-                 time_mode: str = "absolute", time_width: float = 1.0, like: Corpus | None = None,
-                 errors: str = "skip", chunk_docs: int = 20000, verbose: bool = True) -> Corpus:
+                 time_mode: str = "absolute", time_width="auto", time_steps: int | None = None,
+                 like: Corpus | None = None, errors: str = "skip", chunk_docs: int = 20000,
+                 verbose: bool = True) -> Corpus:
     """Build a :class:`Corpus` from an iterable of ``(author, timestamp, text)`` records.
 
     Parameters
@@ -198,30 +200,45 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
     min_words : int
         Drop documents with fewer tokens after pruning (the thesis dropped < 10).
     time_mode : "absolute" | "relative"
-        Absolute: step = floor((timestamp - first timestamp) / time_width).  Relative:
-        time since the author's first document, as the thesis does.
-    time_width : float
-        Bin width in timestamp units (days for dates: 7 = weeks).
+        Absolute: bins of calendar time (or of width ``time_width`` from the first
+        timestamp).  Relative: time since the author's first document, as the thesis does.
+    time_width : "auto", "year" | "month" | "week" | "day" (optionally "4 years" etc.) or float
+        ``"auto"`` (default) picks calendar years for spans of 10 years or more, months
+        from 1 year, weeks from 10 weeks, days below (plain-number timestamps: width 1).
+        A unit bins by calendar periods in UTC (1 January, the 1st of the month, the ISO
+        Monday); a number is the bin width in timestamp units from the first timestamp
+        (days for dates: 7 = weeks), as before.  See :mod:`fastprob.corpus.timebins`.
+    time_steps : int, optional
+        With ``time_width="auto"``: choose the calendar unit and count whose number of
+        bins is closest to this target without exceeding it.
     like : Corpus, optional
         Build a corpus compatible with this one (a test set): its vocabulary (unseen words
         dropped and counted), its authors (documents by unseen authors skipped and counted)
-        and its time steps (documents outside them skipped and counted).
+        and its time steps, binned exactly as it was (documents outside them skipped and
+        counted); ``time_mode`` / ``time_width`` / ``time_steps`` are then ignored.
     errors : "skip" | "raise"
         Skip-and-count bad records (empty text, undecodable bytes, NaN/missing timestamp,
         missing author), or raise on the first.
+
+    Notes
+    -----
+    The chosen binning (unit, count, steps, first and last step start) is in
+    ``report["time_bins"]`` and, for any corpus, in :meth:`Corpus.time_bins`; the
+    corpus keeps the resolved unit (``time_width="month"``, never ``"auto"``) and the
+    start of step 0 (``time_origin``), so a saved, split or ``like=`` corpus bins alike.
     """
     if errors not in ("skip", "raise"):
         raise ValueError(f"errors must be 'skip' or 'raise', got {errors!r}")
     if time_mode not in ("absolute", "relative"):
         raise ValueError(f"time_mode must be 'absolute' or 'relative', got {time_mode!r}")
-    if not (time_width > 0 and math.isfinite(time_width)):
-        raise ValueError(f"time_width must be a positive number, got {time_width}")
+    if like is None:
+        timebins.check_time_steps(time_steps, time_width)  # raises on a bad width or target
     if min_words < 0:
         raise ValueError("min_words must be >= 0")
     if max_features is not None and not (isinstance(max_features, (int, np.integer)) and max_features >= 1):
         raise ValueError(f"max_features must be a positive integer or None, got {max_features!r}")
     if like is not None:
-        time_mode, time_width = like.time_mode, like.time_width
+        time_mode, time_width, time_steps = like.time_mode, like.time_width, None
         if time_mode == "absolute" and like.time_origin is None:
             raise CorpusError(
                 "the training corpus passed as like= has no time_origin, so new documents cannot "
@@ -357,22 +374,29 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
     # time steps
     if like is None:
         if time_mode == "absolute":
-            origin = np.full(D0, stamps_a.min() if D0 else 0.0)
+            lo, hi = (stamps_a.min(), stamps_a.max()) if D0 else (0.0, 0.0)
         else:
             first = np.full(len(author_names), np.inf)
             np.minimum.at(first, authors_a, stamps_a)
-            origin = first[authors_a]
-        bins = np.floor((stamps_a - origin) / time_width + 1e-9)
+            lo, hi = 0.0, float((stamps_a - first[authors_a]).max()) if D0 else 0.0
+        tb, how = timebins.choose(time_width, time_steps, time_mode, "date" in kinds.lo, lo, hi)
+        time_width = tb.spec
+        if time_mode == "absolute":
+            time_origin = timebins.origin_for(lo, tb, "absolute") if D0 else None
+            origin = 0.0 if time_origin is None else time_origin
+        else:
+            time_origin, origin = None, first[authors_a]
+        bins = timebins.assign(stamps_a, origin, tb, time_mode)
         kept_bins = np.unique(bins[keep])
         time_values = kept_bins.astype(np.float64)
         times = np.searchsorted(kept_bins, bins).astype(np.int32)
-        time_origin = float(stamps_a.min()) if (D0 and time_mode == "absolute") else None
     else:
+        tb, how = timebins.parse_time_width(time_width), "like"
         if time_mode == "absolute":
-            origin = np.full(D0, like.time_origin)
+            origin = like.time_origin
         else:
             origin = like.author_origin[authors_a]
-        bins = np.floor((stamps_a - origin) / time_width + 1e-9)
+        bins = timebins.assign(stamps_a, origin, tb, time_mode)
         time_values = like.time_values
         pos = np.searchsorted(time_values, bins)
         ok = (pos < time_values.shape[0]) & (time_values[np.minimum(pos, len(time_values) - 1)] == bins)
@@ -403,6 +427,8 @@ def build_corpus(records, *, min_len: int = 3, stopwords="english", tokenizer=No
         "documents": out.n_docs,
         "time_origin": time_origin,
         "author_origin": None if author_origin is None else np.asarray(author_origin).tolist(),
+        "time_bins": timebins.summarize(time_mode, time_width, time_origin, out.time_values, how,
+                                        dates="date" in kinds.lo),
     }
     if undecodable_at:
         out.report["undecodable_at"] = undecodable_at

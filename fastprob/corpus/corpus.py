@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .timebins import parse_time_width, summarize
+
 
 class CorpusError(ValueError):
     """A corpus, or the data it is built from, is inconsistent."""
@@ -32,12 +34,15 @@ class Corpus:
         Real-valued time of each step (strictly increasing), in units of the bin width;
         gaps between them are the Brownian-motion gaps Δs of the model.
     time_mode : {"absolute", "relative"}
-    time_width : float
-        Bin width in timestamp units.
+    time_width : float or str
+        Bin width in timestamp units, or a calendar unit such as ``"year"``, ``"month"``,
+        ``"4 years"`` (see :mod:`fastprob.corpus.timebins`).
     time_origin : float or None
         Absolute mode: the timestamp of step 0's bin start (bins are
-        ``floor((timestamp - time_origin) / time_width)``).  ``None`` when unknown (then
-        ``build_corpus(..., like=this)`` refuses to bin new documents).
+        ``floor((timestamp - time_origin) / time_width)`` for a numeric width; for a
+        calendar unit the first day of the calendar period holding the first timestamp).
+        ``None`` when unknown (then ``build_corpus(..., like=this)`` refuses to bin new
+        documents).
     author_origin : float64 array of shape (n_authors,) or None
         Relative mode: each author's first timestamp (their bin 0).
     report : dict
@@ -54,7 +59,7 @@ class Corpus:
     author_names: list
     time_values: np.ndarray
     time_mode: str = "absolute"
-    time_width: float = 1.0
+    time_width: float | str = 1.0
     report: dict = field(default_factory=dict)
     time_origin: float | None = None
     author_origin: np.ndarray | None = None
@@ -108,6 +113,10 @@ class Corpus:
             raise CorpusError("time_values must be strictly increasing")
         if not np.all(np.isfinite(self.time_values)):
             raise CorpusError("time_values must be finite")
+        try:
+            self.time_width = parse_time_width(self.time_width).spec
+        except ValueError as exc:
+            raise CorpusError(str(exc)) from None
         if self.time_origin is not None and not np.isfinite(self.time_origin):
             raise CorpusError(f"time_origin must be finite, got {self.time_origin}")
         if self.author_origin is not None and self.author_origin.shape != (len(self.author_names),):
@@ -147,6 +156,14 @@ class Corpus:
 
     def __len__(self) -> int:
         return self.n_docs
+
+    def time_bins(self) -> dict:
+        """How timestamps map to time steps: mode, unit (``"year"`` ... ``"day"`` or
+        ``"number"``), count, width, number of steps, start of the first and last step
+        (see :func:`fastprob.corpus.timebins.summarize`)."""
+        dates = (self.report.get("time_bins") or {}).get("first_bin_start")
+        return summarize(self.time_mode, self.time_width, self.time_origin, self.time_values,
+                         dates=isinstance(dates, str))
 
     def __repr__(self) -> str:
         return (f"Corpus(n_docs={self.n_docs}, n_words={self.n_words}, n_tokens={self.n_tokens}, "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _dispatch
+from . import timebins
 from .corpus import Corpus, CorpusError
 from .shards import concat
 
@@ -35,6 +36,7 @@ def merge(parts) -> Corpus:
     vocab, widx = _union(p.vocab for p in parts)
     authors, aidx = _union(p.author_names for p in parts)
     mode, width = parts[0].time_mode, parts[0].time_width
+    tb = timebins.parse_time_width(width)
     remap = _dispatch.resolve("remap_csr")
     # time steps are re-binned from the raw timestamps with the merged origin(s): each part
     # was binned from its own origin, so its step numbers are not comparable
@@ -43,6 +45,8 @@ def merge(parts) -> Corpus:
         known = [o for o in origins if o is not None]
         stamps = [p.timestamps.min() for p in parts if p.n_docs]
         origin = min(known + stamps) if (known or stamps) else 0.0
+        # a calendar binning starts on the first day of the period holding the earliest time
+        origin = timebins.origin_for(origin, tb, mode)
     else:
         first = np.full(len(authors), np.inf)
         for p in parts:
@@ -59,7 +63,7 @@ def merge(parts) -> Corpus:
         amap = np.asarray([aidx[a] for a in p.author_names], dtype=np.int32).reshape(-1)
         a_ids = amap[p.authors] if p.n_docs else p.authors
         base = origin if mode == "absolute" else first[a_ids]
-        bins = np.floor((p.timestamps - base) / width + 1e-9)
+        bins = timebins.assign(p.timestamps, base, tb, mode)
         pieces.append((ip, ix, ct, a_ids, bins, p.timestamps))
         bins_all.append(bins)
     tv = np.unique(np.concatenate(bins_all)) if bins_all else np.zeros(0)

@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from .. import _config, _dispatch
+from . import timebins
 from .build import TimestampKinds, _records, english_stopwords, parse_timestamp
 from .corpus import CorpusError
 from .outdir import check_target, install, make_temp_dir
@@ -48,8 +49,8 @@ def _chunks(records, size, kinds=None):
 
 def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: int = 10000, min_df: int = 2,
                  min_words: int = 10, min_len: int = 3, stopwords="english", time_mode: str = "relative",
-                 time_width: float = 1.0, vocab_cap: int = 2_000_000, total_bytes: int | None = None,
-                 progress: bool = True, max_steps: int = 100_000) -> dict:
+                 time_width="auto", time_steps: int | None = None, vocab_cap: int = 2_000_000,
+                 total_bytes: int | None = None, progress: bool = True, max_steps: int = 100_000) -> dict:
     """Two streaming passes over ``make_records()`` (called twice) -> a saved shard set.
 
     ``out`` must be absent, empty or an existing fastprob corpus (replaced only once the
@@ -57,12 +58,16 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
     from 0 to the last is a step, so timestamps spanning more than ``max_steps`` bins
     (mixed units, a stray year 9999) raise instead of allocating them.
 
-    Returns the manifest's report (documents, tokens, dropped, seconds per pass).
+    ``time_width`` / ``time_steps`` bin time exactly as :func:`~fastprob.corpus.build_corpus`
+    does (``"auto"``: calendar years, months, weeks or days chosen from the span of the
+    timestamps; see :mod:`fastprob.corpus.timebins`), so both builders give every
+    document the same bin; the choice is in the report's ``"time_bins"``.
+
+    Returns the manifest's report (documents, tokens, dropped, seconds per pass, time bins).
     """
     if time_mode not in ("absolute", "relative"):
         raise ValueError("time_mode must be 'absolute' or 'relative'")
-    if not (time_width > 0 and math.isfinite(time_width)):
-        raise ValueError(f"time_width must be a positive number, got {time_width}")
+    timebins.check_time_steps(time_steps, time_width)  # raises on a bad width or target
     if not (isinstance(max_features, (int, np.integer)) and max_features >= 1):
         raise ValueError(f"max_features must be a positive integer, got {max_features!r}")
     if shard_docs < 1:
@@ -81,6 +86,7 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
     floor = 0  # lossy-counting floor after pruning
     authors: dict[str, int] = {}
     first_ts: list[float] = []
+    last_ts_a: list[float] = []  # each author's last timestamp: the span in relative mode
     global_min, last_ts = math.inf, -math.inf
     n_docs = n_bad = n_tok = 0
     bar = _bar(show, "pass 1/2 (vocabulary)", total_bytes)
@@ -106,9 +112,11 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
             if a not in authors:
                 authors[a] = len(authors)
                 first_ts.append(ts)
+                last_ts_a.append(ts)
             else:
                 i = authors[a]
                 first_ts[i] = min(first_ts[i], ts)
+                last_ts_a[i] = max(last_ts_a[i], ts)
             global_min = min(global_min, ts)
             last_ts = max(last_ts, ts)
         n_docs += len(good)
@@ -122,12 +130,22 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
     vocab = keep[:max_features]
     index = {w: i for i, w in enumerate(vocab)}
     del tf, df
+    if time_mode == "absolute":
+        lo, hi = (global_min, last_ts) if n_docs else (0.0, 0.0)
+    else:
+        lo, hi = 0.0, max((b - a for a, b in zip(first_ts, last_ts_a)), default=0.0)
+    tb, how = timebins.choose(time_width, time_steps, time_mode, "date" in kinds.lo, lo, hi)
+    time_origin = timebins.origin_for(global_min, tb, "absolute") if (time_mode == "absolute" and n_docs) else None
     # the widest possible bin: the latest timestamp against the earliest origin it can meet
-    if n_docs and (last_ts - global_min) / time_width + 1 > max_steps:
+    # (in relative mode too: numbers of two units - years and Unix seconds - are caught even
+    # when each author uses only one)
+    o = global_min if time_origin is None else time_origin
+    n_span = int(timebins.assign(np.array([last_ts]), o, tb, time_mode)[0]) + 1 if n_docs else 0
+    if n_span > max_steps:
         raise CorpusError(
-            f"timestamps span {(last_ts - global_min) / time_width + 1:.3g} time steps of width "
-            f"{time_width:g} (from {global_min:g} to {last_ts:g}), more than max_steps={max_steps}: "
-            "check the timestamp units (days for dates; numbers are used as given) and --time-width")
+            f"timestamps span {n_span:.3g} time steps of {tb.describe()} (from {global_min:g} to {last_ts:g}), "
+            f"more than max_steps={max_steps}: check the timestamp units (days for dates; numbers "
+            "are used as given) and --time-width / --time-steps")
     # ---- pass 2: counts against the final vocabulary, one shard per chunk
     tmpdir = make_temp_dir(out)
     try:
@@ -145,8 +163,8 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
             n_short += int((~ok).sum())
             a_ids = np.asarray([authors[r[0]] for r in good], dtype=np.int32)
             ts = np.asarray([r[1] for r in good], dtype=np.float64)
-            origin = np.asarray(first_ts)[a_ids] if time_mode == "relative" else np.full(len(good), global_min)
-            bins = np.floor((ts - origin) / time_width + 1e-9)
+            origin = np.asarray(first_ts)[a_ids] if time_mode == "relative" else time_origin
+            bins = timebins.assign(ts, origin, tb, time_mode)
             sel = np.flatnonzero(ok)
             starts, ends = ip[sel], ip[sel + 1]
             pos = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if sel.size else np.zeros(0, int)
@@ -172,11 +190,13 @@ def build_shards(make_records, out, *, shard_docs: int = 50000, max_features: in
                   "records_read": n_docs + n_bad, "records_skipped": {"bad_record": n_bad} if n_bad else {},
                   "documents_too_short": n_short, "min_words": min_words, "vocabulary": len(vocab),
                   "raw_tokens": n_tok, "pass1_seconds": t1 - t0, "pass2_seconds": time.perf_counter() - t1,
-                  "time_origin": global_min if (time_mode == "absolute" and n_docs) else None,
-                  "author_origin": first_ts if time_mode == "relative" else None}
+                  "time_origin": time_origin,
+                  "author_origin": first_ts if time_mode == "relative" else None,
+                  "time_bins": timebins.summarize(time_mode, tb.spec, time_origin, time_values, how,
+                                                  dates="date" in kinds.lo)}
         man = {"format": "fastprob-corpus", "version": MANIFEST_VERSION, "vocab": vocab,
                "author_names": list(authors), "time_values": time_values.tolist(), "time_mode": time_mode,
-               "time_width": time_width, "time_origin": report["time_origin"],
+               "time_width": tb.spec, "time_origin": report["time_origin"],
                "author_origin": report["author_origin"], "report": report, "n_docs": report["documents"],
                "shards": shards}
         write_manifest(tmpdir, man)

@@ -157,8 +157,9 @@ def gnu_changelog_records(root: str):
 
 
 def load_debian_changelogs(pattern: str = DEBIAN_GLOB, max_files: int | None = None, *,
-                           min_words: int = 5, time_width: float = 365.25, **build_kw):
-    """The Debian changelogs of this machine as a corpus: maintainers as authors, yearly steps.
+                           min_words: int = 5, time_width="year", **build_kw):
+    """The Debian changelogs of this machine as a corpus: maintainers as authors, calendar
+    years as steps (``time_width`` and any other keyword go to ``build_corpus``).
 
     Raises FileNotFoundError on a machine without Debian changelogs.
     """

@@ -166,11 +166,14 @@ def persona_plot(model, path, personas=None, n_topics: int = 3, n_words: int = 3
     return path
 
 
-def days_to_years(time_values, origin_days: float | None, width: float):
-    """Calendar years of time steps built from dates (days since 1970) in absolute mode."""
+def days_to_years(time_values, origin_days: float | None, width):
+    """Calendar years of time steps built from dates (days since 1970) in absolute mode;
+    ``width`` is a number of days or a calendar unit such as ``"month"``."""
+    from ..corpus.timebins import bin_starts
+
     if origin_days is None:
         return None
-    days = origin_days + np.asarray(time_values) * width
+    days = bin_starts(time_values, origin_days, width, "absolute")
     return np.array([1970 + d / 365.2425 for d in days])
 
 
@@ -190,7 +193,9 @@ def write_reports(model, out_dir, corpus=None, metrics: dict | None = None) -> d
         labels = days_to_years(model.time_values_, info["origin"], info["width"])
         label = "year"
     elif info.get("mode") == "relative":
-        label = f"time since the author's first document (units of {info['width']:g})"
+        w = info["width"]
+        label = f"time since the author's first document (units of {w:g})" if isinstance(w, (int, float)) \
+            else f"time since the author's first document (units of {w})"
     try:
         persona_plot(model, os.path.join(out_dir, "personas.png"), time_labels=labels, time_label=label)
     except ImportError as exc:  # matplotlib is an extra: the text reports are still useful
