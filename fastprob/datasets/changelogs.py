@@ -173,12 +173,11 @@ def load_debian_changelogs(pattern: str = DEBIAN_GLOB, max_files: int | None = N
     return build_corpus(recs, min_words=min_words, time_mode="absolute", time_width=time_width, **build_kw)
 
 
-def load_gnu_changelogs(path: str = "/usr/src/glibc", *, min_words: int = 5, time_width: float = 365.25,
-                        **build_kw):
+def load_gnu_changelogs(path: str = "/usr/src/glibc", *, min_words: int = 5, time_width="year", **build_kw):
     """The GNU ``ChangeLog`` entries under ``path`` (a source tree, one file, or a source
     tarball; a directory holding tarballs, such as Debian's ``/usr/src/glibc`` from
     ``glibc-source``, uses its newest tarball) as a corpus: e-mail addresses as authors,
-    yearly steps.
+    calendar years as steps (``time_width`` and other keywords go to ``build_corpus``).
 
     Raises FileNotFoundError when nothing is found (install ``glibc-source`` or pass path=).
     """
