@@ -55,9 +55,14 @@ def _outs(block, x, c, rev):
     return y, j, grads
 
 
-@pytest.mark.parametrize("name", CLASSES)
-@pytest.mark.parametrize("case", sorted(CASES))
-@pytest.mark.parametrize("act", ["ATAN", "TANH", "SIGMOID"])
+# every class x clamp activation on conditioned vectors with an integer split; every class on
+# images (conv subnets) with and without an image condition
+GRID = ([(n, "vector_cond_split2", a) for n in CLASSES for a in ("ATAN", "TANH", "SIGMOID")]
+        + [(n, "image_cond", "ATAN") for n in CLASSES] + [(n, "image", "TANH") for n in CLASSES]
+        + [("GLOWCouplingBlock", "vector", "SIGMOID"), ("AffineCouplingOneSided", "image", "SIGMOID")])
+
+
+@pytest.mark.parametrize("name,case,act", GRID)
 def test_same_outputs_logdets_and_gradients_as_freia(name, case, act):
     peer, ours, x, c = _pair(name, case, clamp_activation=act)
     reset_counters()
@@ -151,3 +156,11 @@ def test_install_swaps_the_blocks_of_a_sequence_inn():
     xb, _ = ours(z1, rev=True)
     torch.testing.assert_close(xb, x, rtol=1e-4, atol=1e-4)
     assert counters()["FrEIA.GLOWCouplingBlock"]["fast"] == 6
+
+
+def test_backends_report_probes_the_dropins():
+    from fastprob.compat._report import adapter_report
+
+    rows = dict(adapter_report())
+    for name in ("FrEIA.GLOWCouplingBlock", "FrEIA.AffineCouplingOneSided"):
+        assert rows[name].startswith("FrEIA 0.2") and "fast path" in rows[name], rows
