@@ -27,7 +27,12 @@ def conv(i, o):
 
 
 # (input dims, subnet, condition dims, split_len)
+def conv1d(i, o):
+    return torch.nn.Conv1d(i, o, 3, padding=1)
+
+
 CASES = {"vector": ((5,), mlp, [], 0.5), "vector_cond_split2": ((6,), mlp, [(3,)], 2),
+         "sequence_split2": ((5, 7), conv1d, [], 2),
          "image": ((3, 4, 5), conv, [], 0.5), "image_cond": ((4, 3, 3), conv, [(2, 3, 3)], 0.5)}
 
 
@@ -56,10 +61,11 @@ def _outs(block, x, c, rev):
 
 
 # every class x clamp activation on conditioned vectors with an integer split; every class on
-# images (conv subnets) with and without an image condition
+# images (conv subnets) with and without an image condition; (B, C, L) sequences
 GRID = ([(n, "vector_cond_split2", a) for n in CLASSES for a in ("ATAN", "TANH", "SIGMOID")]
         + [(n, "image_cond", "ATAN") for n in CLASSES] + [(n, "image", "TANH") for n in CLASSES]
-        + [("GLOWCouplingBlock", "vector", "SIGMOID"), ("AffineCouplingOneSided", "image", "SIGMOID")])
+        + [("GLOWCouplingBlock", "vector", "SIGMOID"), ("AffineCouplingOneSided", "image", "SIGMOID"),
+           ("GLOWCouplingBlock", "sequence_split2", "ATAN"), ("RNVPCouplingBlock", "sequence_split2", "TANH")])
 
 
 @pytest.mark.parametrize("name,case,act", GRID)
