@@ -117,10 +117,8 @@ class _FusedBlockMixin:
 
 class _TwoSided(_FusedBlockMixin):
     """GLOW and RealNVP: x1 transformed given x2, then x2 given the new x1 (reverse: undone
-    in the opposite order)."""
-
-    def _params(self, which, u):  # (h, t): the packed output, or s and t of two subnetworks
-        raise NotImplementedError  # pragma: no cover - defined by the subclasses
+    in the opposite order).  Subclasses define ``_params(which, u)``: (h, None) with the packed
+    output of subnetwork ``which`` (GLOW), or (s, t) of its two subnetworks (RealNVP)."""
 
     def _fused(self, v, c, rev):
         n1, n2 = self.split_len1, self.split_len2
