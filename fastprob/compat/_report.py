@@ -38,6 +38,26 @@ def _probe_normflows():
     return ["normflows.AffineCouplingBlock", "normflows.Squeeze"]
 
 
+def _probe_zuko():
+    import torch
+
+    from . import zuko as m
+
+    m.GeneralCouplingTransform(4, 2)(torch.randn(2)).call_and_ladj(torch.randn(3, 4))
+    return ["zuko.GeneralCouplingTransform"]
+
+
+def _probe_freia():
+    import torch
+
+    from . import freia as m
+
+    sub = lambda i, o: torch.nn.Linear(i, o)  # noqa: E731
+    m.GLOWCouplingBlock([(4,)], subnet_constructor=sub)([torch.randn(3, 4)])
+    m.AffineCouplingOneSided([(4,)], subnet_constructor=sub)([torch.randn(3, 4)])
+    return ["FrEIA.GLOWCouplingBlock", "FrEIA.AffineCouplingOneSided"]
+
+
 def _probe_sklearn():
     from .. import text
 
@@ -60,6 +80,7 @@ def _Lin(i, o, context=True):
 
 
 _PEERS = {"nflows": ("nflows", _probe_nflows), "normflows": ("normflows", _probe_normflows),
+          "zuko": ("zuko", _probe_zuko), "freia": ("FrEIA", _probe_freia),
           "sklearn": ("scikit-learn", _probe_sklearn)}
 
 

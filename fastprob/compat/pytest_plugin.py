@@ -2,7 +2,7 @@
 
     pytest -p fastprob.compat.pytest_plugin --fastprob-compat nflows [--fastprob-counters out.json] ...
 
-``--fastprob-compat`` (repeatable: nflows, normflows, sklearn) calls that adapter's
+``--fastprob-compat`` (repeatable: nflows, normflows, sklearn, zuko, freia) calls that adapter's
 ``install()`` before collection, so test modules that import the peer's classes get the
 drop-ins; ``--fastprob-counters`` writes the fast-path counters as JSON at the end.  This is
 how fastprob runs the peers' own, unmodified test files (tests/test_compat_*.py).
@@ -13,7 +13,7 @@ import importlib
 import json
 
 _MODULES = {"nflows": "fastprob.compat.nflows", "normflows": "fastprob.compat.normflows",
-            "sklearn": "fastprob.text"}
+            "sklearn": "fastprob.text", "zuko": "fastprob.compat.zuko", "freia": "fastprob.compat.freia"}
 
 
 def pytest_addoption(parser):

@@ -59,12 +59,13 @@ def split_packed(h: torch.Tensor, layout: str):
         raise ValueError(f"unknown parameter layout {layout!r}; choose one of {LAYOUTS}")
     if h.dim() < 2 or h.shape[1] % 2:
         raise ValueError(f"the packed network output needs an even channel count, got shape {tuple(h.shape)}")
-    n = h.shape[1] // 2
-    if layout == "st":
-        return h[:, :n], h[:, n:]
-    if layout == "ts":
-        return h[:, n:], h[:, :n]
-    return h[:, 1::2], h[:, 0::2]
+    # split / unbind rather than slices: their backward is one concatenation, where each
+    # slice's backward would allocate and fill a zero tensor of h's full size
+    if layout == "ts_interleaved":
+        t, s = h.unflatten(1, (h.shape[1] // 2, 2)).unbind(2)
+        return s, t
+    first, second = torch.chunk(h, 2, dim=1)
+    return (first, second) if layout == "st" else (second, first)
 
 
 def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: bool = False, split=None,
@@ -82,9 +83,9 @@ def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: b
         logdet = g.flatten(1).sum(1)
     elif mask == "channel":
         c0, ct = resolve_split(x.shape[1], parity, split)
-        xt = x[:, c0:c0 + ct]
+        x0, xt, x1 = torch.split(x, [c0, ct, x.shape[1] - c0 - ct], dim=1)  # one backward concatenation
         yt = xt * torch.exp(g) + t if not inverse else (xt - t) * torch.exp(-g)
-        y = torch.cat([x[:, :c0], yt, x[:, c0 + ct:]], dim=1)
+        y = torch.cat([x0, yt, x1], dim=1)
         logdet = g.flatten(1).sum(1)
     else:
         raise ValueError(f"mask must be 'checkerboard' or 'channel', got {mask!r}")

@@ -12,16 +12,23 @@ and three used by other flow libraries (so their layers can run on the fused op)
 ``rsigmoid``: exp(g) = 1 / sigmoid(s + 2), i.e. g = -logsigmoid(s + 2) (normflows'
     ``scale_map="sigmoid"``, which divides by the sigmoid in its latent -> data direction);
 ``atan``: g = clamp * 0.636 * atan(s / clamp), clamp = ``const`` (default 2.0; FrEIA's
-    soft clamp of the log-scale).
+    soft clamp of the log-scale as first published);
+``clamp_atan``: g = clamp * 0.636 * atan(s), clamp = ``const`` (default 2.0; the
+    ``clamp_activation="ATAN"`` of FrEIA 0.2's coupling blocks, which no longer divides s by
+    the clamp before the atan);
+``softclip``: g = s / (1 + |s| / bound), bound = ``const`` (default -log(1e-3); zuko's
+    ``MonotonicAffineTransform``, whose ``slope`` is exp(-bound)).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
 
-SCALE_MAPS = ("exp", "tanh", "bounded", "sigmoid", "sigmoid_eps", "rsigmoid", "atan")
+SCALE_MAPS = ("exp", "tanh", "bounded", "sigmoid", "sigmoid_eps", "rsigmoid", "atan", "clamp_atan", "softclip")
 # the scale maps that take a constant, with its default
-CONST_DEFAULTS = {"sigmoid_eps": 1e-3, "atan": 2.0}
+CONST_DEFAULTS = {"sigmoid_eps": 1e-3, "atan": 2.0, "clamp_atan": 2.0, "softclip": -math.log(1e-3)}
 ATAN_FACTOR = 0.636  # FrEIA's rounding of 2 / pi
 
 
@@ -40,14 +47,17 @@ def scale_const(name: str, const=None) -> float:
     c = CONST_DEFAULTS[name] if const is None else float(const)
     if name == "sigmoid_eps" and not c >= 0.0:
         raise ValueError(f"the sigmoid_eps constant (eps) must be >= 0, got {c}")
-    if name == "atan" and not c > 0.0:
-        raise ValueError(f"the atan constant (clamp) must be > 0, got {c}")
+    if name in ("atan", "clamp_atan") and not c > 0.0:
+        raise ValueError(f"the {name} constant (clamp) must be > 0, got {c}")
+    if name == "softclip" and not c > 0.0:
+        raise ValueError(f"the softclip constant (bound = -log(slope)) must be > 0, got {c}; "
+                         f"a zuko slope must lie in (0, 1)")
     return c
 
 
 def apply_scale_map(s: torch.Tensor, name: str, a=None, const=None) -> torch.Tensor:
     """g(s), same shape as ``s``; ``a`` (tanh only) broadcasts against ``s``; ``const`` is
-    eps (``sigmoid_eps``) or clamp (``atan``)."""
+    eps (``sigmoid_eps``), clamp (``atan``, ``clamp_atan``) or bound (``softclip``)."""
     check_scale_map(name)
     c = scale_const(name, const)
     if name == "exp":
@@ -62,4 +72,8 @@ def apply_scale_map(s: torch.Tensor, name: str, a=None, const=None) -> torch.Ten
         return torch.log(torch.sigmoid(s + 2.0) + c)
     if name == "rsigmoid":
         return -F.logsigmoid(s + 2.0)
+    if name == "clamp_atan":
+        return (c * ATAN_FACTOR) * torch.atan(s)
+    if name == "softclip":
+        return s / (1.0 + torch.abs(s) / c)
     return (c * ATAN_FACTOR) * torch.atan(s / c)

@@ -28,7 +28,8 @@ import triton.language as tl
 from fastprob.reference.coupling import LAYOUTS, resolve_split
 from fastprob.reference.scale_maps import ATAN_FACTOR, scale_const
 
-_SCALE_IDS = {"exp": 0, "tanh": 1, "bounded": 2, "sigmoid": 3, "sigmoid_eps": 4, "rsigmoid": 5, "atan": 6}
+_SCALE_IDS = {"exp": 0, "tanh": 1, "bounded": 2, "sigmoid": 3, "sigmoid_eps": 4, "rsigmoid": 5, "atan": 6,
+              "clamp_atan": 7, "softclip": 8}
 BLOCK = 1024
 
 
@@ -79,8 +80,8 @@ def _sigmoid(v):
 
 @triton.jit
 def _scale(s, a, k_ptr, SCALE: tl.constexpr):
-    """g(s) and dg/ds (scale-map ids in _SCALE_IDS); k_ptr holds [eps or clamp, clamp * 0.636,
-    pi / 2] in the tensors' dtype (scalar arguments would be float32)."""
+    """g(s) and dg/ds (scale-map ids in _SCALE_IDS); k_ptr holds [eps, clamp or bound;
+    clamp * 0.636; pi / 2] in the tensors' dtype (scalar arguments would be float32)."""
     if SCALE == 0:
         g = s
         dg = tl.full(s.shape, 1.0, s.dtype)
@@ -105,12 +106,22 @@ def _scale(s, a, k_ptr, SCALE: tl.constexpr):
         sg = _sigmoid(s + 2.0)
         g = tl.log(sg + eps)
         dg = sg * (1.0 - sg) / (sg + eps)
-    else:
+    elif SCALE == 6:
         clamp = tl.load(k_ptr)
         ca = tl.load(k_ptr + 1)
         r = s / clamp
         g = ca * _atan(r, tl.load(k_ptr + 2))
         dg = (ca / clamp) / (1.0 + r * r)
+    elif SCALE == 7:
+        # clamp_atan: the same soft clamp without the division by clamp inside the atan
+        ca = tl.load(k_ptr + 1)
+        g = ca * _atan(s, tl.load(k_ptr + 2))
+        dg = ca / (1.0 + s * s)
+    else:
+        # softclip: g = s / q with q = 1 + |s| / bound; dg/ds = 1 / q^2 (the |s| terms cancel)
+        q = 1.0 + tl.abs(s) / tl.load(k_ptr)
+        g = s / q
+        dg = 1.0 / (q * q)
     return g, dg
 
 
