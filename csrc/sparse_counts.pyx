@@ -34,6 +34,36 @@ cdef extern from *:
     int fp_ctz64(unsigned long long x) nogil
 
 
+cdef inline void _emit_row(cnp.uint64_t* bits1, cnp.uint64_t* bits2, Py_ssize_t W2, int64_t* acc,
+                           int32_t* idx, int32_t* cnt, Py_ssize_t pos, Py_ssize_t end) noexcept nogil:
+    """Write one CSR row: the ids whose bits are set in the two-level bitmap (bit w of
+    level 1, bit w >> 6 of level 2), in increasing order, with their counts acc[w], into
+    idx/cnt[pos:end]; clears the bitmap and acc as it goes so the next row starts empty.
+    Reading set bits with count-trailing-zeros makes the order free (no sort)."""
+    cdef Py_ssize_t i2, j1
+    cdef cnp.uint64_t x1, x2
+    cdef int32_t w
+    for i2 in range(W2):
+        if pos == end:  # every distinct id of this row emitted: the rest is zero
+            break
+        x2 = bits2[i2]
+        if x2 == 0:
+            continue
+        bits2[i2] = 0
+        while x2:
+            j1 = (i2 << 6) + fp_ctz64(x2)
+            x2 &= x2 - 1
+            x1 = bits1[j1]
+            bits1[j1] = 0
+            while x1:
+                w = <int32_t>((j1 << 6) + fp_ctz64(x1))
+                x1 &= x1 - 1
+                idx[pos] = w
+                cnt[pos] = <int32_t>acc[w]
+                acc[w] = 0
+                pos += 1
+
+
 def count_tokens(tokens, doc_ptr, Py_ssize_t n_words):
     """Token-id sequences -> CSR counts in two linear passes, no sorting, no per-document Python.
 
@@ -80,16 +110,19 @@ def count_tokens(tokens, doc_ptr, Py_ssize_t n_words):
     del mark_arr
     cdef cnp.ndarray[int32_t, ndim=1] idx_arr = np.empty(nnz, dtype=np.int32)
     cdef cnp.ndarray[int32_t, ndim=1] cnt_arr = np.empty(nnz, dtype=np.int32)
-    cdef int32_t[::1] idx = idx_arr
-    cdef int32_t[::1] cnt = cnt_arr
-    cdef cnp.ndarray[int32_t, ndim=1] scratch_arr = np.zeros(V, dtype=np.int32)
-    cdef int32_t[::1] scratch = scratch_arr
+    cdef cnp.ndarray[int64_t, ndim=1] scratch_arr = np.zeros(V, dtype=np.int64)
+    cdef int64_t[::1] scratch = scratch_arr
     cdef cnp.ndarray[cnp.uint64_t, ndim=1] b1_arr = np.zeros(W1, dtype=np.uint64)
     cdef cnp.ndarray[cnp.uint64_t, ndim=1] b2_arr = np.zeros(W2, dtype=np.uint64)
     cdef cnp.uint64_t[::1] bits1 = b1_arr
     cdef cnp.uint64_t[::1] bits2 = b2_arr
-    cdef cnp.uint64_t one = 1, x1, x2
-    cdef Py_ssize_t i2, j1, pos, end
+    cdef cnp.uint64_t one = 1
+    # raw pointers for the shared row writer (.data is valid even for empty arrays)
+    cdef cnp.uint64_t* b1p = <cnp.uint64_t*> b1_arr.data
+    cdef cnp.uint64_t* b2p = <cnp.uint64_t*> b2_arr.data
+    cdef int64_t* accp = <int64_t*> scratch_arr.data
+    cdef int32_t* idxp = <int32_t*> idx_arr.data
+    cdef int32_t* cntp = <int32_t*> cnt_arr.data
     with nogil:
         for d in range(n_docs):
             for i in range(ptr[d], ptr[d + 1]):
@@ -100,27 +133,7 @@ def count_tokens(tokens, doc_ptr, Py_ssize_t n_words):
                     bits1[w >> 6] |= one << (w & 63)
                     bits2[w >> 12] |= one << ((w >> 6) & 63)
                 scratch[w] += 1
-            pos = indptr[d]
-            end = indptr[d + 1]
-            for i2 in range(W2):
-                if pos == end:  # every distinct id of this row emitted: the rest is zero
-                    break
-                x2 = bits2[i2]
-                if x2 == 0:
-                    continue
-                bits2[i2] = 0
-                while x2:
-                    j1 = (i2 << 6) + fp_ctz64(x2)
-                    x2 &= x2 - 1
-                    x1 = bits1[j1]
-                    bits1[j1] = 0
-                    while x1:
-                        w = <int32_t>((j1 << 6) + fp_ctz64(x1))
-                        x1 &= x1 - 1
-                        idx[pos] = w
-                        cnt[pos] = scratch[w]
-                        scratch[w] = 0
-                        pos += 1
+            _emit_row(b1p, b2p, W2, accp, idxp, cntp, indptr[d], indptr[d + 1])
     return indptr_arr, idx_arr, cnt_arr
 
 
@@ -176,16 +189,18 @@ def remap_csr(indptr, indices, counts, mapping, Py_ssize_t n_new):
     del mark_arr
     cdef cnp.ndarray[int32_t, ndim=1] oidx_arr = np.empty(nnz, dtype=np.int32)
     cdef cnp.ndarray[int32_t, ndim=1] ocnt_arr = np.empty(nnz, dtype=np.int32)
-    cdef int32_t[::1] oidx = oidx_arr
-    cdef int32_t[::1] ocnt = ocnt_arr
     cdef cnp.ndarray[int64_t, ndim=1] acc_arr = np.zeros(V, dtype=np.int64)
     cdef int64_t[::1] acc = acc_arr
     cdef cnp.ndarray[cnp.uint64_t, ndim=1] b1_arr = np.zeros(W1, dtype=np.uint64)
     cdef cnp.ndarray[cnp.uint64_t, ndim=1] b2_arr = np.zeros(W2, dtype=np.uint64)
     cdef cnp.uint64_t[::1] bits1 = b1_arr
     cdef cnp.uint64_t[::1] bits2 = b2_arr
-    cdef cnp.uint64_t one = 1, x1, x2
-    cdef Py_ssize_t i2, j1, pos, end
+    cdef cnp.uint64_t one = 1
+    cdef cnp.uint64_t* b1p = <cnp.uint64_t*> b1_arr.data
+    cdef cnp.uint64_t* b2p = <cnp.uint64_t*> b2_arr.data
+    cdef int64_t* accp = <int64_t*> acc_arr.data
+    cdef int32_t* idxp = <int32_t*> oidx_arr.data
+    cdef int32_t* cntp = <int32_t*> ocnt_arr.data
     with nogil:
         for d in range(n_docs):
             for i in range(ip[d], ip[d + 1]):
@@ -196,25 +211,5 @@ def remap_csr(indptr, indices, counts, mapping, Py_ssize_t n_new):
                 bits1[w >> 6] |= one << (w & 63)
                 bits2[w >> 12] |= one << ((w >> 6) & 63)
                 acc[w] += ct[i]
-            pos = optr[d]
-            end = optr[d + 1]
-            for i2 in range(W2):
-                if pos == end:  # every distinct id of this row emitted: the rest is zero
-                    break
-                x2 = bits2[i2]
-                if x2 == 0:
-                    continue
-                bits2[i2] = 0
-                while x2:
-                    j1 = (i2 << 6) + fp_ctz64(x2)
-                    x2 &= x2 - 1
-                    x1 = bits1[j1]
-                    bits1[j1] = 0
-                    while x1:
-                        w = <int32_t>((j1 << 6) + fp_ctz64(x1))
-                        x1 &= x1 - 1
-                        oidx[pos] = w
-                        ocnt[pos] = <int32_t>acc[w]
-                        acc[w] = 0
-                        pos += 1
+            _emit_row(b1p, b2p, W2, accp, idxp, cntp, optr[d], optr[d + 1])
     return optr_arr, oidx_arr, ocnt_arr
