@@ -31,6 +31,26 @@ def backend_mode(request, monkeypatch):
 
 
 @pytest.fixture
+def poison_empty(monkeypatch):
+    """Fill every torch.empty / empty_like with NaN, so outputs a kernel never writes are caught
+    (used as ``pytestmark = pytest.mark.usefixtures("poison_empty")`` by the kernel tests)."""
+    import torch
+
+    real_empty, real_like = torch.empty, torch.empty_like
+
+    def empty(*a, **k):
+        out = real_empty(*a, **k)
+        return out.fill_(float("nan")) if out.is_floating_point() else out
+
+    def empty_like(*a, **k):
+        out = real_like(*a, **k)
+        return out.fill_(float("nan")) if out.is_floating_point() else out
+
+    monkeypatch.setattr(torch, "empty", empty)
+    monkeypatch.setattr(torch, "empty_like", empty_like)
+
+
+@pytest.fixture
 def rng():
     return np.random.default_rng(12345)
 

@@ -20,21 +20,7 @@ TOL32 = dict(rtol=3e-5, atol=3e-5)
 TOL64 = dict(rtol=1e-10, atol=1e-10)
 
 
-@pytest.fixture(autouse=True)
-def _poison_empty(monkeypatch):
-    """Unwritten outputs of the kernel show up as NaN."""
-    real_empty, real_like = torch.empty, torch.empty_like
-
-    def empty(*a, **k):
-        out = real_empty(*a, **k)
-        return out.fill_(float("nan")) if out.is_floating_point() else out
-
-    def empty_like(*a, **k):
-        out = real_like(*a, **k)
-        return out.fill_(float("nan")) if out.is_floating_point() else out
-
-    monkeypatch.setattr(torch, "empty", empty)
-    monkeypatch.setattr(torch, "empty_like", empty_like)
+pytestmark = pytest.mark.usefixtures("poison_empty")  # unwritten outputs show up as NaN
 
 
 def _grad_compare(run_ref, run_tri, inputs, tol):
@@ -118,16 +104,19 @@ def test_channel_split_sizes(split, inverse):
     assert torch.equal(y[:, keep], x[:, keep])
 
 
-@pytest.mark.parametrize("scale_map,const,layout,split", [("sigmoid_eps", 1e-3, "ts", (0, 2)),
-                                                          ("rsigmoid", None, "ts_interleaved", (1, 2)),
-                                                          ("atan", 1.5, "st", (2, 1))])
-def test_float64_logdet_is_the_jacobian_and_round_trip(scale_map, const, layout, split):
+@pytest.mark.parametrize("scale_map,const,layout,split,wscale", [
+    ("sigmoid_eps", 1e-3, "ts", (0, 2), 0.5), ("rsigmoid", None, "ts_interleaved", (1, 2), 0.5),
+    ("atan", 1.5, "st", (2, 1), 0.5),
+    # the peers' maps (FrEIA 0.2's clamp * 0.636 * atan(s), zuko's softclip), larger s
+    ("clamp_atan", 2.0, "st", (0, 2), 1.5), ("softclip", None, "ts_interleaved", (1, 2), 1.5),
+    ("softclip", 0.5, "ts", (2, 1), 1.5)])
+def test_float64_logdet_is_the_jacobian_and_round_trip(scale_map, const, layout, split, wscale):
     """Reference and kernel in float64: logdet = log|det dy/dx| from the autograd Jacobian
     (the conditioning channels fixed, s and t functions of them); inverse undoes forward."""
     gen = torch.Generator().manual_seed(11)
     B, C, H, W = 1, 3, 2, 3
     ct = split[1]
-    wnet = torch.randn(2 * ct * H * W, (C - ct) * H * W, generator=gen, dtype=torch.float64) * 0.5
+    wnet = torch.randn(2 * ct * H * W, (C - ct) * H * W, generator=gen, dtype=torch.float64) * wscale
     x0 = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64).to(DEV)
     keep = [c for c in range(C) if not split[0] <= c < split[0] + split[1]]
 

@@ -20,21 +20,7 @@ TOL64 = dict(rtol=1e-10, atol=1e-10)
 MAPS = [("clamp_atan", None), ("clamp_atan", 0.7), ("softclip", None), ("softclip", 1.3)]
 
 
-@pytest.fixture(autouse=True)
-def _poison_empty(monkeypatch):
-    """Unwritten outputs of the kernel show up as NaN."""
-    real_empty, real_like = torch.empty, torch.empty_like
-
-    def empty(*a, **k):
-        out = real_empty(*a, **k)
-        return out.fill_(float("nan")) if out.is_floating_point() else out
-
-    def empty_like(*a, **k):
-        out = real_like(*a, **k)
-        return out.fill_(float("nan")) if out.is_floating_point() else out
-
-    monkeypatch.setattr(torch, "empty", empty)
-    monkeypatch.setattr(torch, "empty_like", empty_like)
+pytestmark = pytest.mark.usefixtures("poison_empty")  # unwritten outputs show up as NaN
 
 
 def _rand(shape, scale=1.0, seed=0, dtype=torch.float32):
@@ -86,34 +72,8 @@ def test_formulas_and_derivatives():
         torch.testing.assert_close(g, fd, rtol=1e-6, atol=1e-9)
 
 
-@pytest.mark.parametrize("scale_map,const,layout,split", [("clamp_atan", 2.0, "st", (0, 2)),
-                                                          ("softclip", None, "ts_interleaved", (1, 2)),
-                                                          ("softclip", 0.5, "ts", (2, 1))])
-def test_float64_logdet_is_the_jacobian_and_round_trip(scale_map, const, layout, split):
-    """Reference and kernel in float64: logdet = log|det dy/dx| of the autograd Jacobian
-    (s and t functions of the conditioning channels); the inverse undoes the forward."""
-    gen = torch.Generator().manual_seed(11)
-    B, C, H, W = 1, 3, 2, 3
-    ct = split[1]
-    wnet = torch.randn(2 * ct * H * W, (C - ct) * H * W, generator=gen, dtype=torch.float64) * 1.5
-    x0 = torch.randn(B, C, H, W, generator=gen, dtype=torch.float64).to(DEV)
-    keep = [c for c in range(C) if not split[0] <= c < split[0] + split[1]]
-
-    def net(x):
-        return (x[:, keep].flatten(1) @ wnet.to(DEV).T).view(x.shape[0], 2 * ct, H, W)
-
-    for f in (rc.coupling_packed, tc.coupling_packed_triton):
-        def fwd(xf):
-            x = xf.view(1, C, H, W)
-            return f(x, net(x), "channel", 0, scale_map, layout, split=split, const=const)
-
-        y, ld = fwd(x0.flatten())
-        jac = torch.autograd.functional.jacobian(lambda v: fwd(v)[0].flatten(), x0.flatten())
-        _, logabs = torch.linalg.slogdet(jac)
-        torch.testing.assert_close(ld[0], logabs, **TOL64)
-        xb, ldb = f(y, net(y), "channel", 0, scale_map, layout, inverse=True, split=split, const=const)
-        torch.testing.assert_close(xb, x0, rtol=1e-12, atol=1e-12)
-        torch.testing.assert_close(ldb, -ld, rtol=1e-12, atol=1e-12)
+# float64 log-det vs the autograd Jacobian for these maps: tests/test_coupling_options.py
+# (test_float64_logdet_is_the_jacobian_and_round_trip, parametrized with them).
 
 
 def test_bad_constants():

@@ -18,21 +18,7 @@ SHAPES = [(2, 3, 8, 8), (3, 5, 6, 10), (1, 4, 2, 2), (1, 2, 4, 6)]
 TOL = {torch.float32: dict(rtol=2e-5, atol=2e-5), torch.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
-@pytest.fixture(autouse=True)
-def _poison_empty(monkeypatch):
-    """Fill every torch.empty / empty_like with NaN so unwritten outputs are caught."""
-    real_empty, real_like = torch.empty, torch.empty_like
-
-    def empty(*a, **k):
-        out = real_empty(*a, **k)
-        return out.fill_(float("nan")) if out.is_floating_point() else out
-
-    def empty_like(*a, **k):
-        out = real_like(*a, **k)
-        return out.fill_(float("nan")) if out.is_floating_point() else out
-
-    monkeypatch.setattr(torch, "empty", empty)
-    monkeypatch.setattr(torch, "empty_like", empty_like)
+pytestmark = pytest.mark.usefixtures("poison_empty")  # unwritten outputs show up as NaN
 
 
 def _inputs(shape, mask, parity, dtype, seed=0):
