@@ -2,13 +2,16 @@
 
     python -m bench.bench_compressive speed   [--no-save]
     python -m bench.bench_compressive table   [--epochs 8] [--seeds 2] [--hidden 32] [--depth 2]
+                                              [--kinds none maxpool ...] [--fractions 0.25 ...] [--resume]
     python -m bench.bench_compressive summary (rows to results.csv + figure from the saved JSON)
 
 speed: PPCAStep.log_prob + backward at D = 784, d = 49, batch 256 against the dense
 torch.distributions.MultivariateNormal(mu, A A^T + s2 I) path, same run, 1 thread.
 table: scikit-learn's 8x8 digits (D = 64), the same RealNVP bijective part (hidden, depth)
 and the same epochs for none / slice / PPCA / linear VAE / VAE / intermixed at kept
-fractions 50 / 25 / 12 / 6 %; bits/dim per data dimension on the 297 test images; then
+fractions 50 / 25 / 12 / 6 %, and the 2x2 max-pool surjection at 25 % (one pool) and 6 %
+(6.25 %, two pools; other fractions are not reachable by pooling); bits/dim per data
+dimension on the 297 test images; then
 closed-form PPCA on the latents of the trained "none" flow (no retraining).
 Results: bench/compressive_digits.json, bench/figures/compressive_digits.png, results.csv.
 """
@@ -26,7 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIG = os.path.join(HERE, "figures")
 OUT_JSON = os.path.join(HERE, "compressive_digits.json")
 FRACTIONS = (0.5, 0.25, 0.12, 0.06)
-KINDS = ("slice", "ppca", "linear-vae", "vae", "intermixed")
+KINDS = ("slice", "maxpool", "ppca", "linear-vae", "vae", "intermixed")
+MAXPOOL_FRACTIONS = (0.25, 0.06)  # 4^-1 and 4^-2 (6.25 %)
 
 
 def speed(a, rec):
@@ -68,8 +72,12 @@ def table(a, rec):
             results = json.load(f)
     done = {(r["kind"], r["fraction"], r["seed"]) for r in results["runs"]}
     c0, t0 = time.process_time(), time.perf_counter()
+    kinds = a.kinds or ("none",) + KINDS
+    fractions = a.fractions or FRACTIONS
     for seed in range(a.seeds):
-        jobs = [("none", None)] + [(k, f) for k in KINDS for f in FRACTIONS]
+        jobs = [("none", None)] if "none" in kinds else []
+        jobs += [(k, f) for k in KINDS if k in kinds for f in fractions
+                 if k != "maxpool" or f in MAXPOOL_FRACTIONS]
         for kind, f in jobs:
             if (kind, f, seed) in done:
                 continue
@@ -111,13 +119,16 @@ def summarize(results, rec):
 def markdown(results):
     """The README table: mean test bits/dim (+- std over seeds) per kind and kept fraction."""
     runs = results["runs"]
+    n_seeds = len({r["seed"] for r in runs})
     head = "| model | " + " | ".join(f"{f:.0%} kept" for f in FRACTIONS) + " |"
     lines = [head, "|---" * (len(FRACTIONS) + 1) + "|"]
     none = [r["test_bpd"] for r in runs if r["kind"] == "none"]
     if none:
-        lines.append(f"| none (d = D, exact) | {np.mean(none):.3f} (all) |" + " |" * (len(FRACTIONS) - 1))
+        lines.append(f"| none (d = D, exact) | {np.mean(none):.3f} +- {np.std(none):.3f} (all) |"
+                     + " |" * (len(FRACTIONS) - 1))
     names = {"slice": "slice (exact)", "ppca": "PPCA (exact)", "linear-vae": "linear VAE (ELBO)",
-             "vae": "VAE (ELBO)", "intermixed": "intermixed conv VAEs (ELBO)"}
+             "vae": "VAE (ELBO)", "intermixed": "intermixed conv VAEs (ELBO)",
+             "maxpool": "max-pool surjection (exact)"}
     for kind in KINDS:
         cells = []
         for f in FRACTIONS:
@@ -126,6 +137,10 @@ def markdown(results):
             ex = [r["test_bpd_exact_marginal"] for r in runs
                   if r["kind"] == kind and r["fraction"] == f and r.get("test_bpd_exact_marginal")]
             c = "-" if not v else f"{np.mean(v):.3f}" + (f" +- {np.std(v):.3f}" if len(v) > 1 else "")
+            if v and len(v) != n_seeds:
+                c += f" ({len(v)} seed{'s' if len(v) > 1 else ''})"
+            if kind == "maxpool" and f not in MAXPOOL_FRACTIONS:
+                c = "n/a"
             if iw:
                 c += f" (IW {np.mean(iw):.3f})"
             if ex:
@@ -182,6 +197,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--runs", default="runs/bench_compressive")
     ap.add_argument("--resume", action="store_true", help="skip runs already in the JSON")
+    ap.add_argument("--kinds", nargs="+", choices=("none",) + KINDS, default=None,
+                    help="only these models (default: all); with --resume, fill a table in priority order")
+    ap.add_argument("--fractions", nargs="+", type=float, default=None, help="only these kept fractions")
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args()
     pin_threads(1)
