@@ -4,6 +4,8 @@
     python -m bench.bench_compressive table   [--epochs 8] [--seeds 2] [--hidden 32] [--depth 2]
                                               [--kinds none maxpool ...] [--fractions 0.25 ...] [--resume]
     python -m bench.bench_compressive summary (rows to results.csv + figure from the saved JSON)
+    python -m bench.bench_compressive maxpool-ablation [--seeds 3] (max-pool, per-channel scales only)
+    python -m bench.bench_compressive maxpool-parts    (seed 0: log-det / pool / base terms)
 
 speed: PPCAStep.log_prob + backward at D = 784, d = 49, batch 256 against the dense
 torch.distributions.MultivariateNormal(mu, A A^T + s2 I) path, same run, 1 thread.
@@ -105,6 +107,59 @@ def table(a, rec):
     plot(results)
 
 
+def maxpool_ablation(a, rec):
+    """Max-pool with per-channel half-normal scales only (no z-conditioned net), same budget."""
+    from fastprob.flows.compressive_train import train_compressive
+
+    with open(OUT_JSON) as f:
+        results = json.load(f)
+    rows = results.setdefault("maxpool_per_channel", [])
+    done = {(r["fraction"], r["seed"]) for r in rows}
+    for seed in range(a.seeds):
+        for f in MAXPOOL_FRACTIONS:
+            if (f, seed) in done:
+                continue
+            _, m = train_compressive(compress="maxpool", latent_fraction=f, epochs=a.epochs, hidden=a.hidden,
+                                     depth=a.depth, seed=seed, pool_hidden=0)
+            rows.append({"fraction": f, "seed": seed, "test_bpd": m["test_bpd"], "n_params": m["n_params"],
+                         "cpu_seconds": m["cpu_seconds"], "seconds": m["seconds"]})
+            print(f"   seed {seed} maxpool per-channel scales f={f}: {m['test_bpd']:.4f} bits/dim "
+                  f"[{m['cpu_seconds']:.0f} CPU-s]", flush=True)
+            with open(OUT_JSON, "w") as fh:
+                json.dump(results, fh, indent=1)
+    for f in MAXPOOL_FRACTIONS:
+        v = [r["test_bpd"] for r in rows if r["fraction"] == f]
+        print(f"   per-channel max-pool f={f}: {np.mean(v):.3f} +- {np.std(v):.3f} ({len(v)} seeds)")
+
+
+def maxpool_parts(a, rec):
+    """Where a max-pool model's test log-likelihood goes (seed 0): mean per image of the
+    flow's log|det J|, each pool's log p(x | z), the base on the final latent; and the spread
+    of the flow's output."""
+    from fastprob.flows.compressive_train import train_compressive
+    from fastprob.flows.data import load_images
+    from fastprob.flows.ppca import std_normal_log_prob
+    from fastprob.flows.preprocess import UniformDequantizer
+
+    for f in MAXPOOL_FRACTIONS:
+        model, m = train_compressive(compress="maxpool", latent_fraction=f, epochs=a.epochs, hidden=a.hidden,
+                                     depth=a.depth, seed=0)
+        model.eval()
+        _, te, n_bins = load_images("digits", seed=0)
+        torch.manual_seed(0)
+        x, _ = UniformDequantizer(n_bins)(te)
+        with torch.no_grad():
+            zp, logdet = model.layers[0](x)
+            h, pools = zp, []
+            for step in model.layers[1:]:
+                h, c = step(h)
+                pools.append(round(float(c.mean()), 1))
+            base = float(std_normal_log_prob(h.flatten(1)).mean())
+        print(f"   max-pool f={f}: test bits/dim {m['test_bpd']:.4f}; nats per image: log|det J| "
+              f"{float(logdet.mean()):.1f}, pools {pools}, base {base:.1f}; flow output std "
+              f"{float(zp.std()):.3f}, final latent std {float(h.std()):.3f}", flush=True)
+
+
 def summarize(results, rec):
     runs = results["runs"]
     for kind in ("none",) + KINDS:
@@ -188,7 +243,7 @@ def plot(results=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["speed", "table", "summary"])
+    ap.add_argument("what", choices=["speed", "table", "summary", "maxpool-ablation", "maxpool-parts"])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=32)
@@ -211,6 +266,10 @@ def main():
         summarize(results, rec)
         plot(results)
         markdown(results)
+    elif a.what == "maxpool-ablation":
+        maxpool_ablation(a, rec)
+    elif a.what == "maxpool-parts":
+        maxpool_parts(a, rec)
     else:
         (speed if a.what == "speed" else table)(a, rec)
     rec.save(not a.no_save)

@@ -203,6 +203,8 @@ def test_build_compressive_fractions():
     assert m.latent_dim == 16
     m2 = build_compressive("maxpool", (1, 8, 8), 0.06, hidden=4, depth=1)
     assert m2.latent_dim == 4 and sum(isinstance(layer, MaxPoolStep) for layer in m2.layers) == 2
+    assert m.layers[1].net is not None
+    assert build_compressive("maxpool", (1, 8, 8), 0.25, hidden=4, depth=1, pool_hidden=0).layers[1].net is None
     assert maxpool_count(0.0625) == 2 and maxpool_count(0.25) == 1
     for bad in (0.5, 0.12, 0.3):
         with pytest.raises(ValueError, match="25% of the dimensions per application"):
