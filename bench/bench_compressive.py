@@ -2,13 +2,18 @@
 
     python -m bench.bench_compressive speed   [--no-save]
     python -m bench.bench_compressive table   [--epochs 8] [--seeds 2] [--hidden 32] [--depth 2]
+                                              [--kinds none maxpool ...] [--fractions 0.25 ...] [--resume]
     python -m bench.bench_compressive summary (rows to results.csv + figure from the saved JSON)
+    python -m bench.bench_compressive maxpool-ablation [--seeds 3] (max-pool, per-channel scales only)
+    python -m bench.bench_compressive maxpool-parts    (seed 0: log-det / pool / base terms)
 
 speed: PPCAStep.log_prob + backward at D = 784, d = 49, batch 256 against the dense
 torch.distributions.MultivariateNormal(mu, A A^T + s2 I) path, same run, 1 thread.
 table: scikit-learn's 8x8 digits (D = 64), the same RealNVP bijective part (hidden, depth)
 and the same epochs for none / slice / PPCA / linear VAE / VAE / intermixed at kept
-fractions 50 / 25 / 12 / 6 %; bits/dim per data dimension on the 297 test images; then
+fractions 50 / 25 / 12 / 6 %, and the 2x2 max-pool surjection at 25 % (one pool) and 6 %
+(6.25 %, two pools; other fractions are not reachable by pooling); bits/dim per data
+dimension on the 297 test images; then
 closed-form PPCA on the latents of the trained "none" flow (no retraining).
 Results: bench/compressive_digits.json, bench/figures/compressive_digits.png, results.csv.
 """
@@ -26,7 +31,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIG = os.path.join(HERE, "figures")
 OUT_JSON = os.path.join(HERE, "compressive_digits.json")
 FRACTIONS = (0.5, 0.25, 0.12, 0.06)
-KINDS = ("slice", "ppca", "linear-vae", "vae", "intermixed")
+KINDS = ("slice", "maxpool", "ppca", "linear-vae", "vae", "intermixed")
+MAXPOOL_FRACTIONS = (0.25, 0.06)  # 4^-1 and 4^-2 (6.25 %)
 
 
 def speed(a, rec):
@@ -68,8 +74,12 @@ def table(a, rec):
             results = json.load(f)
     done = {(r["kind"], r["fraction"], r["seed"]) for r in results["runs"]}
     c0, t0 = time.process_time(), time.perf_counter()
+    kinds = a.kinds or ("none",) + KINDS
+    fractions = a.fractions or FRACTIONS
     for seed in range(a.seeds):
-        jobs = [("none", None)] + [(k, f) for k in KINDS for f in FRACTIONS]
+        jobs = [("none", None)] if "none" in kinds else []
+        jobs += [(k, f) for k in KINDS if k in kinds for f in fractions
+                 if k != "maxpool" or f in MAXPOOL_FRACTIONS]
         for kind, f in jobs:
             if (kind, f, seed) in done:
                 continue
@@ -97,6 +107,59 @@ def table(a, rec):
     plot(results)
 
 
+def maxpool_ablation(a, rec):
+    """Max-pool with per-channel half-normal scales only (no z-conditioned net), same budget."""
+    from fastprob.flows.compressive_train import train_compressive
+
+    with open(OUT_JSON) as f:
+        results = json.load(f)
+    rows = results.setdefault("maxpool_per_channel", [])
+    done = {(r["fraction"], r["seed"]) for r in rows}
+    for seed in range(a.seeds):
+        for f in MAXPOOL_FRACTIONS:
+            if (f, seed) in done:
+                continue
+            _, m = train_compressive(compress="maxpool", latent_fraction=f, epochs=a.epochs, hidden=a.hidden,
+                                     depth=a.depth, seed=seed, pool_hidden=0)
+            rows.append({"fraction": f, "seed": seed, "test_bpd": m["test_bpd"], "n_params": m["n_params"],
+                         "cpu_seconds": m["cpu_seconds"], "seconds": m["seconds"]})
+            print(f"   seed {seed} maxpool per-channel scales f={f}: {m['test_bpd']:.4f} bits/dim "
+                  f"[{m['cpu_seconds']:.0f} CPU-s]", flush=True)
+            with open(OUT_JSON, "w") as fh:
+                json.dump(results, fh, indent=1)
+    for f in MAXPOOL_FRACTIONS:
+        v = [r["test_bpd"] for r in rows if r["fraction"] == f]
+        print(f"   per-channel max-pool f={f}: {np.mean(v):.3f} +- {np.std(v):.3f} ({len(v)} seeds)")
+
+
+def maxpool_parts(a, rec):
+    """Where a max-pool model's test log-likelihood goes (seed 0): mean per image of the
+    flow's log|det J|, each pool's log p(x | z), the base on the final latent; and the spread
+    of the flow's output."""
+    from fastprob.flows.compressive_train import train_compressive
+    from fastprob.flows.data import load_images
+    from fastprob.flows.ppca import std_normal_log_prob
+    from fastprob.flows.preprocess import UniformDequantizer
+
+    for f in MAXPOOL_FRACTIONS:
+        model, m = train_compressive(compress="maxpool", latent_fraction=f, epochs=a.epochs, hidden=a.hidden,
+                                     depth=a.depth, seed=0)
+        model.eval()
+        _, te, n_bins = load_images("digits", seed=0)
+        torch.manual_seed(0)
+        x, _ = UniformDequantizer(n_bins)(te)
+        with torch.no_grad():
+            zp, logdet = model.layers[0](x)
+            h, pools = zp, []
+            for step in model.layers[1:]:
+                h, c = step(h)
+                pools.append(round(float(c.mean()), 1))
+            base = float(std_normal_log_prob(h.flatten(1)).mean())
+        print(f"   max-pool f={f}: test bits/dim {m['test_bpd']:.4f}; nats per image: log|det J| "
+              f"{float(logdet.mean()):.1f}, pools {pools}, base {base:.1f}; flow output std "
+              f"{float(zp.std()):.3f}, final latent std {float(h.std()):.3f}", flush=True)
+
+
 def summarize(results, rec):
     runs = results["runs"]
     for kind in ("none",) + KINDS:
@@ -111,13 +174,16 @@ def summarize(results, rec):
 def markdown(results):
     """The README table: mean test bits/dim (+- std over seeds) per kind and kept fraction."""
     runs = results["runs"]
+    n_seeds = len({r["seed"] for r in runs})
     head = "| model | " + " | ".join(f"{f:.0%} kept" for f in FRACTIONS) + " |"
     lines = [head, "|---" * (len(FRACTIONS) + 1) + "|"]
     none = [r["test_bpd"] for r in runs if r["kind"] == "none"]
     if none:
-        lines.append(f"| none (d = D, exact) | {np.mean(none):.3f} (all) |" + " |" * (len(FRACTIONS) - 1))
+        lines.append(f"| none (d = D, exact) | {np.mean(none):.3f} +- {np.std(none):.3f} (all) |"
+                     + " |" * (len(FRACTIONS) - 1))
     names = {"slice": "slice (exact)", "ppca": "PPCA (exact)", "linear-vae": "linear VAE (ELBO)",
-             "vae": "VAE (ELBO)", "intermixed": "intermixed conv VAEs (ELBO)"}
+             "vae": "VAE (ELBO)", "intermixed": "intermixed conv VAEs (ELBO)",
+             "maxpool": "max-pool surjection (exact)"}
     for kind in KINDS:
         cells = []
         for f in FRACTIONS:
@@ -126,6 +192,10 @@ def markdown(results):
             ex = [r["test_bpd_exact_marginal"] for r in runs
                   if r["kind"] == kind and r["fraction"] == f and r.get("test_bpd_exact_marginal")]
             c = "-" if not v else f"{np.mean(v):.3f}" + (f" +- {np.std(v):.3f}" if len(v) > 1 else "")
+            if v and len(v) != n_seeds:
+                c += f" ({len(v)} seed{'s' if len(v) > 1 else ''})"
+            if kind == "maxpool" and f not in MAXPOOL_FRACTIONS:
+                c = "n/a"
             if iw:
                 c += f" (IW {np.mean(iw):.3f})"
             if ex:
@@ -173,7 +243,7 @@ def plot(results=None):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["speed", "table", "summary"])
+    ap.add_argument("what", choices=["speed", "table", "summary", "maxpool-ablation", "maxpool-parts"])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--hidden", type=int, default=32)
@@ -182,6 +252,9 @@ def main():
     ap.add_argument("--repeat", type=int, default=15)
     ap.add_argument("--runs", default="runs/bench_compressive")
     ap.add_argument("--resume", action="store_true", help="skip runs already in the JSON")
+    ap.add_argument("--kinds", nargs="+", choices=("none",) + KINDS, default=None,
+                    help="only these models (default: all); with --resume, fill a table in priority order")
+    ap.add_argument("--fractions", nargs="+", type=float, default=None, help="only these kept fractions")
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args()
     pin_threads(1)
@@ -193,6 +266,10 @@ def main():
         summarize(results, rec)
         plot(results)
         markdown(results)
+    elif a.what == "maxpool-ablation":
+        maxpool_ablation(a, rec)
+    elif a.what == "maxpool-parts":
+        maxpool_parts(a, rec)
     else:
         (speed if a.what == "speed" else table)(a, rec)
     rec.save(not a.no_save)

@@ -14,6 +14,7 @@ from .builders import glow, glow_vector, realnvp_image, realnvp_vector  # noqa: 
 from .compressive import CompressiveFlow, SliceStep, intermixed_flow, latent_size  # noqa: E402
 from .conv1x1 import InvConv1x1  # noqa: E402
 from .coupling import AffineCoupling, VectorCoupling  # noqa: E402
+from .maxpool import MaxPoolStep  # noqa: E402
 from .ppca import PPCAStep  # noqa: E402
 from .preprocess import Logit, UniformDequantizer, VariationalDequantizer, bits_per_dim  # noqa: E402
 from .squeeze import ChannelSplit, Squeeze, SqueezeSplit  # noqa: E402
@@ -33,6 +34,7 @@ __all__ = [
     "InvConv1x1",
     "LinearVAEStep",
     "Logit",
+    "MaxPoolStep",
     "PPCAStep",
     "SelectContext",
     "SliceStep",

@@ -18,8 +18,9 @@ def add_commands(sub):
     t.add_argument("--device", default="auto")
     t.add_argument("--out", default="runs/flows")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    t.add_argument("--compress", choices=["none", "slice", "ppca", "linear-vae", "vae", "intermixed"], default=None,
-                   help="train a compressive flow (thesis ch. 5): RealNVP/Glow + this step (or 'intermixed')")
+    t.add_argument("--compress", choices=["none", "slice", "ppca", "linear-vae", "vae", "intermixed", "maxpool"],
+                   default=None, help="train a compressive flow (thesis ch. 5): RealNVP/Glow + this step (or "
+                   "'intermixed'; 'maxpool': 2x2 max-pool surjection(s), fraction 0.25 or 0.0625)")
     t.add_argument("--latent-fraction", type=float, nargs="+", default=[0.25],
                    help="kept fraction(s) d/D of the latent with --compress (one model each)")
     t.add_argument("--anneal-epochs", type=int, default=None,
@@ -55,6 +56,11 @@ def cmd_train_compressive(a):
     from .compressive_train import plot_bpd_vs_fraction, train_compressive
 
     fractions = [None] if a.compress == "none" else a.latent_fraction
+    if a.compress == "maxpool":  # refuse an unreachable fraction before training any model
+        from .maxpool import maxpool_count
+
+        for f in fractions:
+            maxpool_count(f)
     rows = []
     for f in fractions:
         out = a.out if len(fractions) == 1 else os.path.join(a.out, f"f{f}")

@@ -5,8 +5,9 @@ ending in a standard-normal base on the low-dimensional latent.
   ones (the multi-scale factor-out, exact).
 * :class:`CompressiveFlow`: a sequence of bijections (any :class:`Transform`, or a whole
   :class:`Flow` whose latent is its flattened output) and compressive steps
-  (:class:`SliceStep`, :class:`PPCAStep`, :class:`LinearVAEStep`, :class:`VAEStep`).
-  ``log_prob`` = base + every contribution: exact with slice/PPCA steps, a lower bound with
+  (:class:`SliceStep`, :class:`PPCAStep`, :class:`LinearVAEStep`, :class:`VAEStep`,
+  :class:`MaxPoolStep`).
+  ``log_prob`` = base + every contribution: exact with slice/PPCA/max-pool steps, a lower bound with
   VAE steps.  ``dual_base_objective`` is the corrected eq. 5.6 used in training.
 * :func:`intermixed_flow`: convolutional VAE steps between the scales of a RealNVP.
 """
@@ -19,6 +20,7 @@ from torch import nn
 
 from .actnorm import ActNorm
 from .base import Flow, Split
+from .maxpool import MaxPoolStep
 from .coupling import AffineCoupling
 from .ppca import PPCAStep, check_dims, check_rows, std_normal_log_prob
 from .preprocess import Logit
@@ -61,7 +63,7 @@ class SliceStep(nn.Module):
         return (self.d,)
 
 
-COMPRESSIVE = (SliceStep, PPCAStep, LinearVAEStep, VAEStep)
+COMPRESSIVE = (SliceStep, PPCAStep, LinearVAEStep, VAEStep, MaxPoolStep)
 
 
 def is_compressive(layer) -> bool:
@@ -69,6 +71,10 @@ def is_compressive(layer) -> bool:
 
 
 def _is_dense(layer) -> bool:
+    # max-pool steps and convolutional VAE steps take images (a max-pool step also reads a
+    # flat latent in its image shape)
+    if isinstance(layer, MaxPoolStep):
+        return False
     return is_compressive(layer) and not (isinstance(layer, VAEStep) and len(layer.z_shape) > 1)
 
 
@@ -141,7 +147,7 @@ class CompressiveFlow(nn.Module):
         return z.flatten(1), total
 
     def log_prob(self, x, context=None):
-        """log p(x) for exact steps (slice, PPCA); a single-sample lower bound with VAE steps."""
+        """log p(x) for exact steps (slice, PPCA, max-pool); a single-sample lower bound with VAE steps."""
         z, total = self.forward(x, context)
         return std_normal_log_prob(z) + total
 

@@ -17,23 +17,35 @@ import torch
 from .._io import atomic_torch_save
 from .compressive import CompressiveFlow, SliceStep, intermixed_flow, latent_size
 from .data import load_images
+from .maxpool import MaxPoolStep, maxpool_count
 from .ppca import PPCAStep
 from .preprocess import UniformDequantizer, VariationalDequantizer, bits_per_dim
 from .train import build_model, evaluate_bpd, save_sample_grid
 from .vae_steps import LinearVAEStep, VAEStep
 
-KINDS = ("none", "slice", "ppca", "linear-vae", "vae", "intermixed")
+KINDS = ("none", "slice", "ppca", "linear-vae", "vae", "intermixed", "maxpool")
 
 
-def build_compressive(kind, shape, fraction, hidden=64, depth=3, vae_hidden=(256, 128), model="realnvp"):
+def build_compressive(kind, shape, fraction, hidden=64, depth=3, vae_hidden=(256, 128), model="realnvp",
+                      pool_hidden=None):
     """A RealNVP or Glow bijective part (fastprob's multi-scale builders) followed by one
     compressive step of the given kind, or the intermixed architecture (RealNVP-style
-    couplings); ``none`` is the plain flow."""
+    couplings); ``none`` is the plain flow.  ``maxpool``: the flow's latent read in the data's
+    image shape, then one 2x2 max-pool surjection per factor 4 (fraction 0.25: one, 0.0625 or
+    0.06: two), each with a conv scale net of width ``pool_hidden`` (default ``hidden``; 0:
+    per-channel scales only)."""
     if kind not in KINDS:
         raise ValueError(f"unknown compression {kind!r}; choose one of {', '.join(KINDS)}")
     if kind == "intermixed":
         return intermixed_flow(shape, fraction, n_couplings=depth, hidden=hidden)
+    n_pools = maxpool_count(fraction) if kind == "maxpool" else 0  # refuse a bad fraction before building
     bij = build_model(model, shape, hidden, depth)
+    if kind == "maxpool":
+        steps, s = [], tuple(shape)
+        for i in range(n_pools):
+            steps.append(MaxPoolStep(s, hidden=hidden if pool_hidden is None else pool_hidden, seed=i))
+            s = steps[-1].z_shape
+        return CompressiveFlow([bij] + steps, shape)
     if kind == "none":
         return CompressiveFlow([bij], shape)
     D = int(math.prod(shape))
@@ -70,24 +82,26 @@ def evaluate_iw(model, pixels, n_bins, k=100, seed=0, batch_size=128):
 
 def train_compressive(data="digits", compress="ppca", latent_fraction=0.25, epochs=20, batch_size=64, lr=1e-3,
                       hidden=64, depth=3, anneal_epochs=None, dual_base=None, refit_ppca=True, iw_samples=0,
-                      seed=0, limit=None, out=None, grad_clip=100.0, model="realnvp", log=None):
+                      seed=0, limit=None, out=None, grad_clip=100.0, model="realnvp", log=None, pool_hidden=None):
     """Train a compressive flow with maximum likelihood (or its bound) and report test bits/dim.
 
     Parameters
     ----------
-    compress : "none" | "slice" | "ppca" | "linear-vae" | "vae" | "intermixed"
+    compress : "none" | "slice" | "ppca" | "linear-vae" | "vae" | "intermixed" | "maxpool"
     latent_fraction : float
-        d / D of the final latent (ignored for "none").
+        d / D of the final latent (ignored for "none"; 0.25 or 0.0625 for "maxpool").
     anneal_epochs : int, optional
         alpha of the dual-base objective rises linearly 0 -> 1 over this many epochs
         (default: half of ``epochs``).
     dual_base : bool, optional
-        Train with the corrected eq. 5.6 (default: for every kind but "none" and "slice",
-        whose likelihood is exact and needs no warm-up).
+        Train with the corrected eq. 5.6 (default: for every kind but "none", "slice" and
+        "maxpool", whose likelihood is exact and needs no warm-up).
     refit_ppca : bool
         After each epoch refit the PPCA step in closed form on the training latents.
     iw_samples : int
         Also report the importance-weighted bits/dim with this many samples (stochastic steps).
+    pool_hidden : int, optional
+        Width of the max-pool steps' scale net (default ``hidden``; 0: per-channel scales).
 
     Returns
     -------
@@ -99,10 +113,10 @@ def train_compressive(data="digits", compress="ppca", latent_fraction=0.25, epoc
     shape = tuple(tr.shape[1:])
     D = int(np.prod(shape))
     kind = model
-    model = build_compressive(compress, shape, latent_fraction, hidden, depth, model=kind)
+    model = build_compressive(compress, shape, latent_fraction, hidden, depth, model=kind, pool_hidden=pool_hidden)
     dq = UniformDequantizer(n_bins)
     if dual_base is None:
-        dual_base = compress not in ("none", "slice")
+        dual_base = compress not in ("none", "slice", "maxpool")
     n_batches = -(-tr.shape[0] // batch_size)
     anneal_steps = (epochs // 2 if anneal_epochs is None else anneal_epochs) * n_batches
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -134,10 +148,11 @@ def train_compressive(data="digits", compress="ppca", latent_fraction=0.25, epoc
             log(f"{compress} f={latent_fraction} epoch {epoch + 1}: test bits/dim {rec['test_bpd']:.4f}")
     metrics = {"config": dict(data=data, model=kind, compress=compress, latent_fraction=latent_fraction, epochs=epochs,
                               batch_size=batch_size, lr=lr, hidden=hidden, depth=depth, seed=seed,
-                              dual_base=dual_base, anneal_epochs=anneal_steps // n_batches),
+                              dual_base=dual_base, anneal_epochs=anneal_steps // n_batches,
+                              **({} if pool_hidden is None else {"pool_hidden": pool_hidden})),
                "data_dim": D, "latent_dim": model.latent_dim, "kept_fraction": model.latent_dim / D,
                "test_bpd": history[-1]["test_bpd"] if history else math.nan,
-               "exact": compress in ("none", "slice", "ppca"),
+               "exact": compress in ("none", "slice", "ppca", "maxpool"),
                "n_params": sum(p.numel() for p in model.parameters()), "history": history,
                "test_images": int(te.shape[0])}
     if iw_samples and compress in ("vae", "intermixed"):
