@@ -53,8 +53,10 @@ def estep_shard(path: str, g: dict, verify: bool = True, threads: int | None = N
     ``g`` holds ebT (V, K), elogk (A, P), alpha (T, P, K), alpha_sq (T, P) and the local
     settings.  The shard's word, author and time ids are the model's (shards of the
     training corpus); they are checked (and with ``verify`` the payload CRC, once per
-    worker process and file) before the kernel runs.  Returns the statistics of section
-    3.3 plus counts for monitoring.
+    worker process and file) before the kernel runs.  With ``g["warm_token"]`` set, the
+    documents start from this worker's previous solution for the shard (kept under that
+    token; see :func:`_shard_locals`) and the solution is kept for the next iteration.
+    Returns the statistics of section 3.3 plus counts for monitoring.
     """
     import time
 
