@@ -95,14 +95,22 @@ def test_local_clusters_are_closed_at_exit(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     pids = [int(p) for p in out.stdout.split()]
     assert len(pids) == 2
-    alive = []
-    for pid in pids:
+    assert not [p for p in pids if _running(p)], "worker processes outlived the script"
+
+
+def _running(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (an exited child nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in f)
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: fall back to signal 0
         try:
             os.kill(pid, 0)
-            alive.append(pid)
+            return True
         except ProcessLookupError:
-            pass
-    assert not alive, f"worker processes {alive} outlived the script"
+            return False
 
 
 def test_estep_kernel_has_one_signature_for_mmapped_and_in_memory_shards(shards):

@@ -67,8 +67,10 @@ class DAPPER:
     backend : None, "numba", "numpy", "dask" or "ray"
         E-step implementation (None: the fastest available in this process).  "dask" and
         "ray" map the Numba E-step over the shards of a :class:`ShardSet` on a cluster
-        (``address``; a local one of ``n_workers`` workers when None) and keep the
-        M-step here; see :mod:`fastprob.distributed`.
+        (``address``; when None, Dask uses this process' shared local cluster of
+        ``n_workers`` workers, started by the first fit and reused by later ones - see
+        :func:`fastprob.distributed.shutdown_local_cluster`) and keep the M-step here; see
+        :mod:`fastprob.distributed` and :mod:`fastprob.topics.dapper_dist`.
     address, n_workers, threads_per_worker :
         Cluster of the distributed backends.
     warm_start : bool
