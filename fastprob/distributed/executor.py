@@ -6,7 +6,6 @@ globals once per iteration, and sum the per-shard statistics pairwise on the wor
 """
 from __future__ import annotations
 
-import os
 import socket
 import struct
 
@@ -63,38 +62,60 @@ def probe_dask_scheduler(address: str, timeout: float = 10.0) -> None:
 
 
 class DaskExecutor:
-    """E-step on Dask distributed.  ``address=None`` starts a local cluster of
-    ``n_workers`` single-threaded worker processes (each restarted by its nanny if it dies)."""
+    """E-step on Dask distributed.  ``address=None`` uses this process' shared local cluster
+    of ``n_workers`` single-threaded worker processes (each restarted by its nanny if it
+    dies; started on first use, kept for later fits: see :mod:`fastprob.distributed.local`).
+
+    Each shard stays with the worker that first ran it (its pages stay in that worker's
+    cache, and so do its warm-start locals); only a lost worker's shards move.
+    """
 
     name = "dask"
     timer = NULL_TIMER  # DAPPER(profile=True) sets its PhaseTimer here
+    supports_warm_start = True
+    _owns_client = True  # a client made for an address is closed with the executor
 
     def __init__(self, address=None, n_workers: int = 2, threads_per_worker: int = 1):
         try:
-            from distributed import Client, LocalCluster
+            from distributed import Client
         except ImportError as exc:
             raise ImportError("the dask backend needs dask distributed: pip install 'fastprob[dask]'") from exc
-        self.threads = threads_per_worker
-        self._cluster = None
+        self.threads = max(int(threads_per_worker), 1)
+        self._owner: dict = {}  # shard path -> worker address
+        self._tokens: set = set()  # warm-start fits whose locals live on the workers
         if address is None:
-            # worker processes (and their nannies, which restart them) inherit this: one
-            # Numba pool of `threads` per worker.  Restored afterwards: Numba re-reads the
-            # variable whenever it compiles, and a changed value in this process, whose
-            # pool is already running, would make every later compilation fail.
-            prev = os.environ.get("NUMBA_NUM_THREADS")
-            os.environ["NUMBA_NUM_THREADS"] = str(max(threads_per_worker, 1))
-            try:
-                self._cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                             dashboard_address=None, memory_limit=0)
-            finally:
-                if prev is None:
-                    os.environ.pop("NUMBA_NUM_THREADS", None)
-                else:
-                    os.environ["NUMBA_NUM_THREADS"] = prev
-            self.client = Client(self._cluster)
+            from .local import local_client
+
+            self.client = local_client(n_workers, self.threads)
+            self._owns_client = False
         else:
             probe_dask_scheduler(address)
             self.client = Client(address)
+            self._owns_client = True
+
+    @property
+    def scheduler_address(self) -> str:
+        return self.client.scheduler.address
+
+    def _assign(self, paths, workers):
+        """{worker: [paths]}: a shard keeps its worker while that worker lives; new shards
+        and those of lost workers go to the workers with the fewest shards."""
+        owner = self.__dict__.setdefault("_owner", {})
+        alive = set(workers)
+        load = {w: 0 for w in workers}
+        for p in paths:
+            w = owner.get(p)
+            if w in alive:
+                load[w] += 1
+        for p in paths:
+            if owner.get(p) not in alive:
+                w = min(workers, key=lambda x: (load[x], x))
+                owner[p] = w
+                load[w] += 1
+        groups: dict = {w: [] for w in workers}
+        for p in paths:
+            groups[owner[p]].append(p)
+        return groups
 
     def run(self, paths, g, attempts: int = 3):
         """Statistics of all ``paths``; Dask re-runs tasks of a dead worker itself.  If a
@@ -129,11 +150,14 @@ class DaskExecutor:
         # its own keys, which then collide between iterations)
         with T.phase("broadcast"):
             gf = c.scatter([g], broadcast=True, hash=False)[0]
-        # shard i always goes to the same worker (its pages stay in that worker's cache), and
-        # each worker sums its shards before anything crosses the network; a dead worker's
-        # share is rescheduled elsewhere by Dask (allow_other_workers)
+        if g.get("warm_token") is not None:
+            self.__dict__.setdefault("_tokens", set()).add(g["warm_token"])
+        # a shard always goes to the same worker (its pages, and its warm-start locals, stay
+        # there), and each worker sums its shards before anything crosses the network; a
+        # dead worker's share is rescheduled elsewhere by Dask (allow_other_workers), where
+        # it starts cold
         workers = sorted(c.scheduler_info()["workers"])
-        groups = {w: paths[i::len(workers)] for i, w in enumerate(workers)}
+        groups = self._assign(list(paths), workers)
         futs = [c.submit(estep_shards, ps, gf, True, self.threads, workers=[w], allow_other_workers=True,
                          pure=False) for w, ps in groups.items() if ps]
         # each worker's shards are already tree-summed on that worker; the W partial sums are
@@ -156,9 +180,18 @@ class DaskExecutor:
         return list(self.client.scheduler_info()["workers"])
 
     def close(self):
-        self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
+        """Free this executor's warm-start locals on the workers; close the client if it was
+        made for an ``address`` (the shared local cluster stays up for the next fit)."""
+        from .tasks import drop_locals
+
+        tokens = self.__dict__.pop("_tokens", set())
+        try:
+            for tok in tokens:
+                self.client.run(drop_locals, tok)
+        except Exception:  # a cluster that is gone holds nothing any more
+            pass
+        if self._owns_client:
+            self.client.close()
 
 
 class RayExecutor:
@@ -166,6 +199,9 @@ class RayExecutor:
 
     name = "ray"
     timer = NULL_TIMER
+    # Ray places tasks on any worker process: shard state cannot stay put, so every
+    # iteration starts each document cold
+    supports_warm_start = False
 
     def __init__(self, address=None, n_workers: int = 2, threads_per_worker: int = 1):
         try:

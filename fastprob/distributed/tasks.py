@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 
 import numpy as np
 
 
 _VERIFIED: dict = {}  # shard identity -> True, per worker process
+# warm starts: fit token -> {shard path: (m, v, tau)}, the local solutions of the shards this
+# worker process owns, kept between iterations (full-batch fits; see estep_shard)
+_LOCALS: "OrderedDict[str, dict]" = OrderedDict()
+_MAX_FITS = 4  # fits whose locals a worker keeps (a fit that never said goodbye is evicted)
 
 
 def _read_checked(path: str, g: dict, verify: bool) -> dict:
@@ -48,8 +53,10 @@ def estep_shard(path: str, g: dict, verify: bool = True, threads: int | None = N
     ``g`` holds ebT (V, K), elogk (A, P), alpha (T, P, K), alpha_sq (T, P) and the local
     settings.  The shard's word, author and time ids are the model's (shards of the
     training corpus); they are checked (and with ``verify`` the payload CRC, once per
-    worker process and file) before the kernel runs.  Returns the statistics of section
-    3.3 plus counts for monitoring.
+    worker process and file) before the kernel runs.  With ``g["warm_token"]`` set, the
+    documents start from this worker's previous solution for the shard (kept under that
+    token; see :func:`_shard_locals`) and the solution is kept for the next iteration.
+    Returns the statistics of section 3.3 plus counts for monitoring.
     """
     import time
 
@@ -59,16 +66,58 @@ def estep_shard(path: str, g: dict, verify: bool = True, threads: int | None = N
     a = _read_checked(path, g, verify)
     fn = _dispatch.resolve("dapper_estep", g.get("estep_backend"))
     K, P = g["ebT"].shape[1], g["elogk"].shape[1]
-    z = np.empty((0, K))
+    token = g.get("warm_token")
+    if token is not None:
+        m, v, tau = _shard_locals(token, path, a["authors"].shape[0], K, P, g["doc_noise"])
+    else:
+        m = v = np.empty((0, K))
+        tau = np.empty((0, P))
     S_betaT, S_kappa, n_tp, M, elbo, iters = fn(
         a["indptr"], a["indices"], a["counts"], a["authors"], a["times"], g["ebT"], g["elogk"], g["alpha"],
-        g["alpha_sq"], g["doc_noise"], g["local_tol"], g["max_local_iters"], g["step_size"], z, z,
-        np.empty((0, P)), collect_beta=True, n_threads=threads, solver=g["solver"])
+        g["alpha_sq"], g["doc_noise"], g["local_tol"], g["max_local_iters"], g["step_size"], m, v, tau,
+        collect_beta=True, n_threads=threads, solver=g["solver"], warm_start=token is not None)
     return {"S_betaT": S_betaT, "S_kappa": S_kappa, "n_tp": n_tp, "M": M, "elbo": float(elbo),
             "iters": float(iters.sum()), "docs": int(a["authors"].shape[0]),
             "tokens": int(np.asarray(a["counts"]).sum(dtype=np.int64)),
             "B_t": np.bincount(a["times"], minlength=n_tp.shape[0]),
             "task_seconds": time.perf_counter() - t0}
+
+
+def _shard_locals(token: str, path: str, D: int, K: int, P: int, s2: float):
+    """The warm-start arrays (m, v, tau) of shard ``path`` in fit ``token`` on this worker:
+    the previous iteration's solution, or the in-process fit's cold start (m = 0, v =
+    sigma_d^2) the first time this worker sees the shard.  The E-step overwrites them."""
+    fits = _LOCALS.setdefault(token, {})
+    _LOCALS.move_to_end(token)
+    while len(_LOCALS) > _MAX_FITS:
+        _LOCALS.popitem(last=False)
+    w = fits.get(path)
+    if w is None or w[0].shape != (D, K) or w[2].shape != (D, P):
+        w = fits[path] = (np.zeros((D, K)), np.full((D, K), float(s2)), np.zeros((D, P)))
+    return w
+
+
+def drop_locals(token: str) -> int:
+    """Free the warm-start arrays of fit ``token`` on this worker (returns how many shards)."""
+    return len(_LOCALS.pop(token, {}))
+
+
+def warm_worker(threads: int = 1) -> float:
+    """Load the compiled E-step in this worker process (an E-step on two tiny documents,
+    through the same entry point and argument types as a real shard); returns seconds."""
+    import time
+
+    from .. import _dispatch
+
+    t0 = time.perf_counter()
+    fn = _dispatch.resolve("dapper_estep")
+    K, P = 2, 1
+    ix = np.array([0, 1, 2], dtype=np.int32)
+    ix.flags.writeable = False  # as a memory-mapped shard
+    fn(np.array([0, 2, 3]), ix, np.ones(3), np.zeros(2, np.int64), np.zeros(2, np.int64), np.full((3, K), 1 / 3),
+       np.zeros((1, P)), np.zeros((1, P, K)), np.zeros((1, P)), 1.0, 1e-3, 2, 0.7, np.empty((0, K)),
+       np.empty((0, K)), np.empty((0, P)), collect_beta=True, n_threads=threads, solver="newton")
+    return time.perf_counter() - t0
 
 
 def estep_shards(paths, g: dict, verify: bool = True, threads: int | None = None) -> dict:

@@ -4,7 +4,7 @@ See ``docs``: dapper-model.md (fastprob's specification, with the thesis' errata
 """
 from __future__ import annotations
 
-import json
+import inspect
 import math
 import os
 import time
@@ -15,12 +15,9 @@ import numpy as np
 from .. import _config, _dispatch
 from ..profiling import NULL_TIMER, make_timer
 from ..corpus import Corpus, ShardSet
-from .._io import atomic_write
-from . import mstep
+from . import dapper_dist, dapper_io, mstep
 from .align import align
-
-MODEL_FORMAT = "fastprob-dapper"
-MODEL_VERSION = 1
+from .dapper_io import MODEL_FORMAT, MODEL_VERSION  # noqa: F401  (their home before the split)
 
 
 class DAPPER:
@@ -70,14 +67,25 @@ class DAPPER:
     backend : None, "numba", "numpy", "dask" or "ray"
         E-step implementation (None: the fastest available in this process).  "dask" and
         "ray" map the Numba E-step over the shards of a :class:`ShardSet` on a cluster
-        (``address``; a local one of ``n_workers`` workers when None) and keep the
-        M-step here; see :mod:`fastprob.distributed`.
+        (``address``; when None, Dask uses this process' shared local cluster of
+        ``n_workers`` workers, started by the first fit and reused by later ones - see
+        :func:`fastprob.distributed.shutdown_local_cluster`) and keep the M-step here; see
+        :mod:`fastprob.distributed` and :mod:`fastprob.topics.dapper_dist`.
     address, n_workers, threads_per_worker :
         Cluster of the distributed backends.
     warm_start : bool
         Full batch in one process: start each document's local solve from its previous
         epoch's solution (costs 2K + P floats per document; makes the ELBO monotone and the
-        later epochs ~5x cheaper).  The distributed backends always start cold.
+        later epochs ~5x cheaper).  The distributed backends start cold unless
+        ``distributed_warm_start``.
+    distributed_warm_start : bool
+        Full batch on Dask (with ``warm_start``): keep each shard's local solutions on the
+        worker that owns the shard between epochs, so the workers run the same warm-started,
+        capped local solves as a single-process fit (same results up to summation order, and
+        the ~5x cheaper later epochs).  Costs 2K + P floats per document on the workers.  A
+        shard that moves to another worker (after a worker loss) and the first epoch after a
+        resume start cold.  Off by default: a cold distributed fit is what earlier versions
+        computed.  Ray always starts cold.
     fit_doc_noise : bool
         Full batch with warm starts and rho = 0: update sigma_d^2 (``doc_noise_``, starting from
         ``doc_noise``) by empirical Bayes in every M-step - its exact coordinate-ascent step,
@@ -127,7 +135,8 @@ class DAPPER:
                  progress: bool = True, init_docs: int | None = None, local_solver: str = "newton",
                  address: str | None = None, n_workers: int = 2, threads_per_worker: int = 1,
                  warm_start: bool = True, local_iters_warmup: int | None = 3,
-                 fit_doc_noise: bool = False, fit_eta: bool = False, profile: bool = False):
+                 fit_doc_noise: bool = False, fit_eta: bool = False, profile: bool = False,
+                 distributed_warm_start: bool = False):
         self.n_topics = n_topics
         self.n_personas = n_personas
         self.regularization = regularization
@@ -160,6 +169,7 @@ class DAPPER:
         self.fit_doc_noise = fit_doc_noise
         self.fit_eta = fit_eta
         self.profile = profile
+        self.distributed_warm_start = distributed_warm_start
         self._validate_params()
 
     # ------------------------------------------------------------------ validation
@@ -250,21 +260,8 @@ class DAPPER:
         return _dispatch.resolve("dapper_estep", None if self.distributed else self.backend)
 
     def _payload(self):
-        """The globals and settings a worker needs, broadcast once per iteration."""
-        K = self.n_topics
-        return {"ebT": self._ebT(), "elogk": np.ascontiguousarray(self._elogk()), "alpha": self.alpha_,
-                "alpha_sq": np.einsum("tpk,tpk->tp", self.alpha_, self.alpha_) + K * self.alpha_var_,
-                "doc_noise": self._s2, "local_tol": self.local_tol,
-                "max_local_iters": self.max_local_iters, "step_size": self.step_size,
-                "solver": self.local_solver, "estep_backend": None}
-
-    def _run_estep_shards(self, corpus, shard_ids):
-        paths = [os.path.join(corpus.path, corpus.manifest["shards"][i]["file"]) for i in shard_ids]
-        with self._timer.phase("payload"):
-            g = self._payload()
-        st = self._executor.run(paths, g)
-        return dict(S_beta=st["S_betaT"].T, S_kappa=st["S_kappa"], n_tp=st["n_tp"], M=st["M"], elbo=st["elbo"],
-                    iters=np.array([st["iters"] / max(st["docs"], 1)]), docs=st["docs"], B_t=st["B_t"])
+        """The globals and settings a worker needs (see :func:`dapper_dist.payload`)."""
+        return dapper_dist.payload(self)
 
     def _threads(self):
         return self.n_jobs or _config.config.num_threads
@@ -416,16 +413,13 @@ class DAPPER:
                 n_t = np.bincount(corpus.times, minlength=len(corpus.time_values))
             self._init_globals(corpus, corpus, n_t, rng)
         if checkpoint is not None:
-            _remove_stale_temporaries(checkpoint)
+            dapper_io.remove_stale_temporaries(checkpoint)
         self._executor = None
         if self.distributed:
             if not streamed:
                 raise ValueError(f"backend={self.backend!r} runs on corpus shards: save the corpus "
                                  "(Corpus.save) and pass ShardSet(path)")
-            from ..distributed import make_executor
-
-            self._executor = make_executor(self.backend, self.address, self.n_workers, self.threads_per_worker)
-            self._executor.timer = self._timer
+            self._executor = dapper_dist.start_executor(self)
         fit_tokens = self._count_tokens(corpus)  # a count, not a reference to the corpus
         t_start = time.perf_counter()
         spent0 = sum(h["seconds"] for h in self.history_)
@@ -544,7 +538,7 @@ class DAPPER:
             self._pre_mstep_state = {k: np.copy(getattr(self, k)) for k in self._ARRAYS}
             self._pre_mstep_state["doc_noise_"] = self.doc_noise_
         if self.distributed:
-            stats = self._run_estep_shards(corpus, range(corpus.n_shards))
+            stats = dapper_dist.full_batch_estep(self, corpus)
         else:
             # Warm start: each document's local solve starts from its previous solution.  The
             # M-step maximized the objective at those locals and the local solver never
@@ -638,26 +632,7 @@ class DAPPER:
         seed = int(rng.integers(2**62))
         total_elbo, iters, n = 0.0, 0.0, 0
         if self.distributed:
-            # shard-level mini-batches: shards in a fresh random order, grouped until a step
-            # holds at least batch_size documents
-            order = np.random.default_rng(seed).permutation(corpus.n_shards)
-            sizes = [corpus.manifest["shards"][i]["n_docs"] for i in order]
-            group, acc = [], 0
-            for i, sz in zip(order, sizes):
-                group.append(int(i))
-                acc += sz
-                if acc >= self.batch_size or i == order[-1]:
-                    stats = self._run_estep_shards(corpus, group)
-                    with self._timer.phase("mstep"):
-                        self._svi_update(stats, stats["docs"], stats["B_t"])
-                    total_elbo += stats["elbo"]
-                    iters += float(stats["iters"][0]) * stats["docs"]
-                    n += stats["docs"]
-                    group, acc = [], 0
-            with self._timer.phase("elbo"):
-                self._last_penalty = (self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
-                                      if self.regularization > 0 else 0.0)
-                return total_elbo + self._global_elbo(), iters / max(n, 1)
+            return dapper_dist.minibatch_epoch(self, corpus, seed)
         batches = self._timer.iterate("data", corpus.iter_batches(int(self.batch_size), shuffle=True, seed=seed))
         for b in batches:
             stats = self._svi_step(b)
@@ -699,110 +674,72 @@ class DAPPER:
         self._check_fitted()
         return document_completion(self, corpus, seed=seed)["pwll"]
 
+    # ------------------------------------------------------------------ parameters
+    _ARRAYS = dapper_io.STATE_ARRAYS
+
+    @classmethod
+    def _param_names(cls):
+        """The constructor's parameters, in order (scikit-learn's convention: every
+        parameter is an attribute of the same name, stored unchanged)."""
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self"]
+
+    def get_params(self, deep: bool = True):
+        """The constructor parameters as a dict (scikit-learn estimator API)."""
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params):
+        """Set constructor parameters (scikit-learn estimator API); returns ``self``.
+        Unknown names raise, and the new values are validated as in the constructor."""
+        names = self._param_names()
+        unknown = sorted(set(params) - set(names))
+        if unknown:
+            raise ValueError(f"DAPPER has no parameter(s) {unknown}; valid parameters: {names}")
+        old = {k: getattr(self, k) for k in params}
+        for k, v in params.items():
+            setattr(self, k, v)
+        try:
+            self._validate_params()
+        except ValueError:
+            for k, v in old.items():  # leave the model as it was
+                setattr(self, k, v)
+            raise
+        return self
+
+    def __repr__(self):
+        defaults = {p.name: p.default for p in inspect.signature(type(self).__init__).parameters.values()}
+        changed = [f"{k}={v!r}" for k, v in self.get_params().items() if not _same_value(v, defaults.get(k))]
+        return f"{type(self).__name__}({', '.join(changed)})"
+
     # ------------------------------------------------------------------ persistence
-    _ARRAYS = ("lambda_", "delta_", "alpha_", "alpha_var_", "n_stat_", "M_stat_", "time_values_",
-               "n_docs_t_", "_alpha_cov_off", "_alpha_logdet")
-
-    def get_params(self):
-        return {k: getattr(self, k) for k in (
-            "n_topics", "n_personas", "regularization", "process_noise", "doc_noise", "batch_size",
-            "max_epochs", "tol", "local_tol", "max_local_iters", "step_size", "learning_offset",
-            "learning_decay", "eta", "omega", "mu0", "sigma0", "time_budget", "n_jobs", "backend",
-            "random_state", "progress", "init_docs", "local_solver", "address", "n_workers",
-            "threads_per_worker", "warm_start", "local_iters_warmup", "fit_doc_noise", "fit_eta", "profile")}
-
     def save(self, path, _with_locals=False):
         """Write the model (parameters, fitted state, history) atomically to ``path`` (.npz).
 
         Checkpoints written during fit also hold the warm-start locals, so a resumed fit
-        continues exactly as an uninterrupted one."""
-        self._check_fitted()
-        meta = {"format": MODEL_FORMAT, "version": MODEL_VERSION, "params": self.get_params(),
-                "vocab": self.vocab_, "author_names": self.author_names_, "epoch": self.epoch_,
-                "n_updates": self.n_updates_, "history": self.history_,
-                "n_docs_total": self.n_docs_total_,
-                "rng_seed": getattr(self, "_rng_seed_for_resume", None),
-                "stop_reason": getattr(self, "stop_reason_", None),
-                "time_info": getattr(self, "time_info_", None),
-                "doc_noise_fitted": getattr(self, "doc_noise_", None),
-                "eta_fitted": getattr(self, "eta_fitted_", None)}
-        arrays = {k.strip("_") if k.startswith("_") else k: getattr(self, k) for k in self._ARRAYS}
-        if _with_locals and getattr(self, "_warm_", None) is not None:
-            arrays.update(zip(("warm_m", "warm_v", "warm_tau"), self._warm_))
-        with atomic_write(path, "wb") as f:
-            np.savez(f, meta=np.frombuffer(json.dumps(meta, default=_json_scalar).encode(), dtype=np.uint8),
-                     **arrays)
+        continues exactly as an uninterrupted one (see :mod:`fastprob.topics.dapper_io`)."""
+        dapper_io.save_model(self, path, with_locals=_with_locals)
 
     @classmethod
     def load(cls, path):
         """Read a model written by :meth:`save`; rejects corrupt or non-finite files."""
-        meta, arrays = _read_model(path)
-        params = dict(meta["params"])
-        # where a fit runs is the caller's choice: a model file never points fit() at a network
-        # address (or a cluster backend) of its own
-        for k in ("address", "backend"):
-            params[k] = None
-        known = set(cls().get_params())
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown model parameters {unknown} (written by a newer fastprob?)")
-        m = cls(**params)
-        m._set_state(meta, arrays)
-        return m
+        return dapper_io.load_model(cls, path)
 
     def _load_state(self, path):
-        meta, arrays = _read_model(path)
-        mine = self.get_params()
-        for key, what in (("n_topics", "K"), ("n_personas", "P")):
-            if meta["params"][key] != mine[key]:
-                raise ValueError(f"the checkpoint {path} was made with {what} = {meta['params'][key]}, this model "
-                                 f"has {what} = {mine[key]}: resume with the same settings or start a new run "
-                                 "(a new --out directory, or drop --resume)")
-        self._set_state(meta, arrays)
+        dapper_io.load_checkpoint(self, path)
 
     def _set_state(self, meta, arrays):
-        for k in self._ARRAYS:
-            setattr(self, k, arrays[k.strip("_") if k.startswith("_") else k])
-        self.vocab_, self.author_names_ = list(meta["vocab"]), list(meta["author_names"])
-        self._warm_ = tuple(arrays[k] for k in ("warm_m", "warm_v", "warm_tau")) if "warm_m" in arrays else None
-        self.epoch_, self.n_updates_ = int(meta["epoch"]), int(meta["n_updates"])
-        self.history_ = list(meta["history"])
-        self.n_docs_total_ = float(meta["n_docs_total"])
-        self._rng_seed_for_resume = meta.get("rng_seed")
-        if meta.get("stop_reason"):
-            self.stop_reason_ = meta["stop_reason"]
-        if meta.get("time_info"):
-            self.time_info_ = meta["time_info"]
-        self.doc_noise_ = meta.get("doc_noise_fitted")
-        self.eta_fitted_ = meta.get("eta_fitted")
+        dapper_io.set_state(self, meta, arrays)
 
     def _rng_state_seed(self):
         s = getattr(self, "_rng_seed_for_resume", None)
         return s if s is not None else self.random_state
 
 
-def _remove_stale_temporaries(path):
-    """Delete ``<path>.tmp*`` files that a write killed mid-way (kill -9) left behind; only
-    names made by fastprob's atomic writer for this very path are touched."""
-    import glob
-
-    path = os.fspath(path)
-    for tmp in glob.glob(glob.escape(path) + ".tmp*"):
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-
-
-def _json_scalar(x):
-    """JSON for NumPy scalars that keeps their kind (np.int64(3) -> 3, not 3.0)."""
-    if isinstance(x, np.bool_):
-        return bool(x)
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, np.floating):
-        return float(x)
-    raise TypeError(f"cannot store {type(x).__name__} in a DAPPER model file")
+def _same_value(a, b) -> bool:
+    try:
+        return bool(a == b) and type(a) is type(b)
+    except Exception:  # arrays or objects without a plain truth value
+        return a is b
 
 
 def _doc_reader(corpus):
@@ -815,41 +752,15 @@ def _doc_reader(corpus):
         return get, corpus.n_docs
     starts = np.concatenate([[0], np.cumsum([s["n_docs"] for s in corpus.manifest["shards"]])])
 
+    opened: dict = {}  # each shard is opened (and its checksum verified) once, not once per draw
+
     def get(d):
         i = int(np.searchsorted(starts, d, side="right") - 1)
-        c = corpus.shard(i)
+        c = opened.get(i)
+        if c is None:
+            c = opened[i] = corpus.shard(i)
         j = d - starts[i]
         s, e = c.indptr[j], c.indptr[j + 1]
         return np.array(c.indices[s:e]), np.array(c.counts[s:e])
 
     return get, int(starts[-1])
-
-
-def _read_model(path):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no DAPPER model at {path}") from None
-    except Exception as exc:
-        raise ValueError(f"{path} is not a readable DAPPER model file ({exc}); it may be truncated") from None
-    if "meta" not in data:
-        raise ValueError(f"{path} is not a DAPPER model file (no metadata)")
-    try:
-        meta = json.loads(bytes(data.pop("meta")).decode())
-    except ValueError:
-        raise ValueError(f"{path}: model metadata is corrupted") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path} is not a DAPPER model file")
-    if meta.get("version") != MODEL_VERSION:
-        raise ValueError(f"{path} has model format version {meta.get('version')}; expected {MODEL_VERSION}")
-    for k, a in data.items():
-        if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
-            raise ValueError(f"{path}: array {k!r} contains NaN or inf; the file is corrupted or training "
-                             "diverged - retrain or load an earlier checkpoint")
-    K, P = meta["params"]["n_topics"], meta["params"]["n_personas"]
-    lam, dl, al = data["lambda_"], data["delta_"], data["alpha_"]
-    if lam.shape != (K, len(meta["vocab"])) or dl.shape != (len(meta["author_names"]), P) \
-            or al.shape[1:] != (P, K):
-        raise ValueError(f"{path}: array shapes disagree with the model parameters (corrupted file)")
-    return meta, data

@@ -23,6 +23,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from .jitcache import CACHE
 from .vecmath import vexp, vlog
 
 # Reassociation lets LLVM vectorize the per-word dot products over topics; NaN/inf
@@ -30,7 +31,7 @@ from .vecmath import vexp, vlog
 # error_model="numpy": no zero-division checks, which would keep loops scalar (the
 # divisors are sums of positive terms).
 FASTMATH = {"reassoc", "contract"}
-FLAGS = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+FLAGS = dict(cache=CACHE, nogil=True, fastmath=FASTMATH, error_model="numpy")
 MAX_JUMP = 5.0  # largest SQUAREM extrapolation beyond the plain double step, per coordinate
 GATHER_ROWS = 4096
 PHI_EPS = 2.220446049250313e-16  # floor of phi's normalizer, as the reference (underflow at large K)  # documents with more distinct words are not copied into the buffer
@@ -444,7 +445,7 @@ def _doc_elbo(cnt, elogk_a, alpha_t, asq_t, s2, m, v, tau, inv_norm, shift):
         - 0.5 * K * np.log(s2) + 0.5 * K
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(parallel=True, cache=CACHE, nogil=True)
 def _estep_chunks(bounds, indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, s2,
                   tol, max_iters, r, solver, m_out, v_out, tau_out, keep, warm, collect, Sb, Sk, ntp, Mb, elbo,
                   iters, max_u):
@@ -530,6 +531,23 @@ def balanced_bounds(indptr: np.ndarray, n_chunks: int, doc_cost: int = 8) -> np.
     return np.maximum.accumulate(b)
 
 
+def _readonly(a, dtype):
+    """``a`` as a C-contiguous array of ``dtype`` marked read-only (a view: no copy when it
+    already has that layout).
+
+    Numba compiles (and caches) one machine-code version per argument type, and a read-only
+    array - a memory-mapped shard, as Dask workers and streamed fits read them - is a
+    different type from a writable one.  Marking every input read-only gives the kernel a
+    single signature, so the code compiled by one process (or cached on disk) serves all
+    of them; before, the first E-step on memory-mapped shards compiled a second version.
+    """
+    a = np.ascontiguousarray(a, dtype)
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
 def estep(indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, doc_noise,
           local_tol, max_iters, step_size, m_out, v_out, tau_out, collect_beta=True, n_threads=None,
           solver="newton", warm_start=False):
@@ -554,11 +572,9 @@ def estep(indptr, indices, counts, authors, times, ebT, elogk, alpha, alpha_sq, 
         raise ValueError("warm_start needs m_out and v_out with one row per document")
     numba.set_num_threads(max(1, nt))
     try:
-        _estep_chunks(bounds, np.ascontiguousarray(indptr, np.int64),
-                      np.ascontiguousarray(indices, np.int32),
-                      np.ascontiguousarray(counts, np.float64) if counts.dtype != np.float64 else counts,
-                      np.ascontiguousarray(authors, np.int64), np.ascontiguousarray(times, np.int64),
-                      *(np.ascontiguousarray(x, np.float64) for x in (ebT, elogk, alpha, alpha_sq)),
+        _estep_chunks(bounds, _readonly(indptr, np.int64), _readonly(indices, np.int32),
+                      _readonly(counts, np.float64), _readonly(authors, np.int64), _readonly(times, np.int64),
+                      *(_readonly(x, np.float64) for x in (ebT, elogk, alpha, alpha_sq)),
                       float(doc_noise), float(local_tol), int(max_iters),
                       float(step_size), SOLVERS[solver], m_out, v_out, tau_out, keep, bool(warm_start), collect_beta, Sb, Sk, ntp, Mb, elbo,
                       iters, max(max_u, 1))

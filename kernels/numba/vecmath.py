@@ -23,6 +23,8 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from .jitcache import CACHE
+
 LOG2E = 1.4426950408889634
 LN2_HI = 0.6931471803691238  # ln 2 split so n * LN2_HI is exact for |n| < 2**20
 LN2_LO = 1.9082149292705877e-10
@@ -31,7 +33,7 @@ EXP_LIMIT = 708.0
 # Horner coefficients, highest power first: 1/n! for n = 12..0, and 1/(2n+1) for n = 10..0
 _EXP_TAYLOR = tuple(1.0 / math.factorial(n) for n in range(12, -1, -1))
 _ATANH_SERIES = tuple(1.0 / (2 * n + 1) for n in range(10, -1, -1))
-_FLAGS = dict(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+_FLAGS = dict(cache=CACHE, nogil=True, fastmath={"contract"}, error_model="numpy")
 
 
 @intrinsic
