@@ -89,3 +89,35 @@ def test_cli_vae_on_lfw_reports_bits_per_dim(tmp_path):
         assert (out / f).stat().st_size > 0
     m = BoostedVAE.load(out / "model.pt")
     assert m.likelihood == "logistic" and m.n_bins == 256 and m.x_dim == 625
+
+
+def test_finetuning_a_zero_weight_component_keeps_its_density_in_the_mixture_loss():
+    from fastprob.models.vae_training import stage_loss
+
+    torch.manual_seed(0)
+    C = 3
+    m = BoostedVAE(5, latent_dim=2, n_components=C, depth=1, hidden=8, flow_hidden=8)
+    with torch.no_grad():  # fresh components are all the identity map: make them differ
+        for c, comp in enumerate(m.components):
+            for p in comp.parameters():
+                p.add_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(c)))
+    m.posterior.set_rho(torch.tensor([1.0, 1.0, 0.5], dtype=torch.float64))  # weights (0, 0.5, 0.5)
+    m.n_trained.fill_(C)
+    x = torch.bernoulli(torch.full((6, 5), 0.5))
+    beta = 0.7
+    torch.manual_seed(1)
+    per, rec = stage_loss(m, x, "finetune", 0, beta, objective="mixture")
+    # by hand: z ~ g_0 (same random stream), the others' mixture from each component's density
+    # with the weights renormalized (0.5, 0.5), and g_0 entering at the trial weight 1 / C
+    torch.manual_seed(1)
+    ctx = m.encode(x)
+    z, log_g = m.components[0].rsample(ctx)
+    lg1, lg2 = (m.components[c].log_prob(z, ctx).double() for c in (1, 2))
+    log_others = torch.logaddexp(lg1, lg2) + math.log(0.5)
+    log_G = torch.logaddexp(log_others + math.log(1 - 1 / C), log_g.double() + math.log(1 / C))
+    prior = torch.distributions.Normal(0.0, 1.0).log_prob(z.double()).sum(1)
+    lik = torch.distributions.Bernoulli(logits=m.decoder(z).double()).log_prob(x.double()).sum(1)
+    want = -lik + beta * (log_G - prior)
+    torch.testing.assert_close(per.double(), want, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(rec.double(), -lik, rtol=1e-5, atol=1e-4)
+    assert (log_g.double() - log_others).abs().max() > 0.1  # so the test tells the trial weight from 0
