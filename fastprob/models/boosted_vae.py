@@ -42,6 +42,16 @@ def _std_normal_log_prob(u):
     return -0.5 * (u * u).sum(1) - 0.5 * u.shape[1] * math.log(2 * math.pi)
 
 
+class _IdentityFlow(nn.Module):
+    """z -> z with log|det| = 0, same (x, context) -> (y, logdet) interface as a flow."""
+
+    def forward(self, z, context=None):
+        return z, z.new_zeros(z.shape[0])
+
+    def inverse(self, z, context=None):
+        return z, z.new_zeros(z.shape[0])
+
+
 class PosteriorComponent(nn.Module):
     """One component g_c(z | x): the encoder's Gaussian pushed through a conditional RealNVP.
 
@@ -72,8 +82,10 @@ class PosteriorComponent(nn.Module):
         self.latent_dim, self.context_dim, self.depth = latent_dim, context_dim, depth
         # no ActNorm: its data-dependent initialization would re-fire when the flow is first used
         # through its inverse (sampling), silently changing a component's density
-        self.flow = realnvp_vector(latent_dim, n_layers=depth, hidden=hidden, scale_map=scale_map,
-                                   context_dim=context_dim, actnorm=False)
+        # depth 0 (the plain VAE's diagonal Gaussian): an identity map, since realnvp_vector
+        # requires at least one layer
+        self.flow = (realnvp_vector(latent_dim, n_layers=depth, hidden=hidden, scale_map=scale_map,
+                                    context_dim=context_dim, actnorm=False) if depth > 0 else _IdentityFlow())
 
     def _unpack(self, context):
         d = self.latent_dim
@@ -159,7 +171,10 @@ class BoostedVAE(nn.Module):
             torch.manual_seed(seed)
             self.encoder = _mlp(x_dim, 2 * latent_dim + context_dim, hidden)
             self.decoder = _mlp(latent_dim, x_dim, hidden)
-        self.dec_log_scale = nn.Parameter(torch.zeros(x_dim)) if likelihood != "bernoulli" else None
+        # the logistic's scale is on the [0, 1] gray scale: start it at e^-2 = 0.14 (about the spread of
+        # natural-image gray levels), not at 1, which would leave thousands of Adam steps just shrinking it
+        init = -2.0 if likelihood == "logistic" else 0.0
+        self.dec_log_scale = nn.Parameter(torch.full((x_dim,), init)) if likelihood != "bernoulli" else None
         self._comp_args = (latent_dim, context_dim, depth, flow_hidden)
         self.posterior = BoostedFlow(self._make_component, n_components, "additive", conditional=True)
         # every component exists from the start (fixed state_dict layout for checkpoints);

@@ -136,10 +136,15 @@ def stage_loss(model, x, kind, c, beta, mix=0.0, mitigation="sample", objective=
             per = rec + beta * (log_prev + model.entropy_reg * log_g - model.log_prior(z))
         else:  # the whole new mixture at a trial weight r0: log G_c >= log r0 + log g_c, bounded below
             r0 = 1.0 / (c + 1) if kind == "boost" else float(model.posterior.weights()[c])
+            if kind == "finetune" and r0 <= 0.0:
+                # a component with no weight left (a later rho = 1) is still fine-tuned, and the
+                # re-weighting after fine-tuning can give it weight again; at r0 = 0 its own density
+                # would drop out of the loss and nothing would keep it from collapsing onto what
+                # reconstructs best (seen on Fashion-MNIST: NLL 267 -> 830), so use the trial
+                # weight 1 / C of a component being (re-)added
+                r0 = 1.0 / model.n_components
             if r0 >= 1.0:
                 log_G = log_g
-            elif r0 <= 0.0:  # a fine-tuned component with no weight: only the others count
-                log_G = log_prev
             else:
                 log_G = torch.logaddexp(log_prev + math.log(1 - r0), log_g + math.log(r0))
             per = rec + beta * (log_G - model.log_prior(z))
