@@ -126,7 +126,7 @@ def _real_run(tmp_path, tag, monkeypatch, slowdown=None):
         monkeypatch.setenv("FASTPROB_BENCH_SLOWDOWN", slowdown)
     else:
         monkeypatch.delenv("FASTPROB_BENCH_SLOWDOWN", raising=False)
-    monkeypatch.setenv("FASTPROB_BENCH_SIZES", json.dumps({"count_tokens": 300_000, "rounds": 15}))
+    monkeypatch.setenv("FASTPROB_BENCH_SIZES", json.dumps({"count_tokens": 1_000_000, "rounds": 15}))
     out = tmp_path / f"{tag}.json"
     rc = _pytest.main([os.path.join(ROOT, "bench", "test_bench_counting.py"), "-q", "-p", "no:cacheprovider",
                        "-k", "test_count_tokens and (cython or numpy) and not scipy", "--benchmark-only",
@@ -136,8 +136,11 @@ def _real_run(tmp_path, tag, monkeypatch, slowdown=None):
 
 
 def test_real_planted_slowdown(tmp_path, monkeypatch):
-    """Baseline from one clean run; a second clean run passes, a run with the Cython kernel
-    called twice per round (2x the work) fails."""
+    """Baseline from three clean runs; then three clean runs and three with the Cython kernel
+    called twice per round (2x the work), interleaved as the README prescribes: the median
+    ratio of the clean runs passes, that of the slowed runs fails.  (One run of each was
+    not enough on a loaded CI machine: a 2x plant once measured as 1.59x against a slow
+    baseline run.)"""
     import torch
 
     from bench import suite
@@ -149,17 +152,20 @@ def test_real_planted_slowdown(tmp_path, monkeypatch):
         pytest.skip("the Cython count_tokens is not built here")
     n_threads = torch.get_num_threads()
     try:
-        base = _real_run(tmp_path, "base", monkeypatch)
+        base = [_real_run(tmp_path, f"base{i}", monkeypatch) for i in range(3)]
         d = str(tmp_path / "bl")
-        assert cr.main([base, "--update", "--baselines", d]) == 0
-        # a generous fixed margin for the clean run (a correctness test on a shared
-        # machine, not a speed test); still far below the planted 2x
-        clean = _real_run(tmp_path, "clean", monkeypatch)
-        assert cr.main([clean, "--baselines", d, "--margin", "0.6"]) == 0
-        slow = _real_run(tmp_path, "slow", monkeypatch, slowdown="test_count_tokens[cython]:2")
-        planted = {b["name"]: b["extra_info"].get("planted_slowdown") for b in json.load(open(slow))["benchmarks"]}
+        assert cr.main(base + ["--update", "--baselines", d]) == 0
+        clean, slow = [], []
+        for i in range(3):
+            clean.append(_real_run(tmp_path, f"clean{i}", monkeypatch))
+            slow.append(_real_run(tmp_path, f"slow{i}", monkeypatch, slowdown="test_count_tokens[cython]:2"))
+        # a fixed 30% margin: measured here, clean runs came out at 0.83-0.87x of the baseline
+        # and the planted 2x at 1.59-1.66x of it (1.9x of the clean runs beside it: the
+        # baseline runs drift with the machine's load), so 1.3x sits between the two
+        assert cr.main(clean + ["--baselines", d, "--margin", "0.3"]) == 0
+        planted = {b["name"]: b["extra_info"].get("planted_slowdown") for b in json.load(open(slow[0]))["benchmarks"]}
         assert planted == {"test_count_tokens[cython]": 2, "test_count_tokens[numpy]": None}
-        assert cr.main([slow, "--baselines", d, "--margin", "0.6"]) == 1
+        assert cr.main(slow + ["--baselines", d, "--margin", "0.3"]) == 1
     finally:  # the suite pins threads for itself; give the rest of this session its own
         suite.release_threads()
         torch.set_num_threads(n_threads)
