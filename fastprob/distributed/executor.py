@@ -157,6 +157,9 @@ class DaskExecutor:
         # dead worker's share is rescheduled elsewhere by Dask (allow_other_workers), where
         # it starts cold
         workers = sorted(c.scheduler_info()["workers"])
+        if not workers:  # a reused local cluster between worker restarts (a killed worker, say)
+            c.wait_for_workers(1, timeout=120)
+            workers = sorted(c.scheduler_info()["workers"])
         groups = self._assign(list(paths), workers)
         futs = [c.submit(estep_shards, ps, gf, True, self.threads, workers=[w], allow_other_workers=True,
                          pure=False) for w, ps in groups.items() if ps]
