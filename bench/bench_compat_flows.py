@@ -14,7 +14,6 @@ process CPU time (the shared machine's wall times swing with other load); on CUD
 time after a synchronize.
 """
 import argparse
-import statistics
 import time
 
 import torch
@@ -23,15 +22,8 @@ from bench.harness import Recorder, measure, pin_threads, print_header
 
 
 def measure_cpu(fn, repeat, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        ts.append(time.process_time() - t0)
-    q = statistics.quantiles(ts, n=4)
-    return {"median": statistics.median(ts), "p25": q[0], "p75": q[2]}
+    """CPU seconds per call of ``fn()``: median and quartiles over ``repeat`` calls."""
+    return measure(fn, repeat=repeat, warmup=warmup, clock=time.process_time)
 
 
 def _pair(make_peer, make_drop, seed=0):

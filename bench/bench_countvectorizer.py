@@ -18,9 +18,8 @@ import time
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer as SkCV
 
-import statistics
 
-from bench.harness import Recorder, print_header
+from bench.harness import Recorder, measure, print_header
 from fastprob.text import CountVectorizer as FpCV
 
 CONFIGS = {"default": {}, "english+min_df2": dict(stop_words="english", min_df=2),
@@ -63,15 +62,7 @@ def newsgroups_like(n_docs=11314, n_types=120_000, seed=0):
 
 def measure_cpu(fn, repeat, warmup=1):
     """CPU seconds per call of ``fn()``: median and quartiles over ``repeat`` calls."""
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        ts.append(time.process_time() - t0)
-    q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
-    return {"median": statistics.median(ts), "p25": q[0], "p75": q[2]}
+    return measure(fn, repeat=repeat, warmup=warmup, clock=time.process_time)
 
 
 def same(a, b, Xa, Xb):
