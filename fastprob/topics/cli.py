@@ -16,7 +16,7 @@ def add_commands(sub, corpus_args, build_kw, load_corpus):
     f.add_argument("--personas", type=positive_int, default=15)
     f.add_argument("--regularization", type=float, default=0.0)
     f.add_argument("--process-noise", type=float, default=0.2)
-    f.add_argument("--doc-noise", type=float, default=1.0)
+    f.add_argument("--doc-noise", type=float, default=2.0)
     f.add_argument("--batch-size", type=positive_int, default=None, help="mini-batch size (default: full batch)")
     f.add_argument("--epochs", type=positive_int, default=30)
     f.add_argument("--tol", type=float, default=1e-4)
