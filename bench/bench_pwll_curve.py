@@ -40,7 +40,8 @@ def _curve(step, score, budget):
 def dapper_curve(tr, te, K, P, budget, **kw):
     from fastprob.topics import DAPPER
 
-    m = DAPPER(K, P, max_epochs=10_000, tol=0, n_jobs=1, random_state=0, progress=False, **kw)
+    kw.setdefault("random_state", 0)
+    m = DAPPER(K, P, max_epochs=10_000, tol=0, n_jobs=1, progress=False, **kw)
     state = {"cpu": 0.0}
     pts = []
     # one epoch per fit call, resumed from the previous state (warm starts kept in memory)
