@@ -88,21 +88,23 @@ class _FusedBlockMixin:
     def _cond(self, u, c):
         return torch.cat([u, *c], 1) if self.conditional else u
 
-    def _half(self, v, h, t, split, rev):
-        """y, logdet of one affine half on the whole tensor v: channels ``split`` transformed
-        with s, t from the packed subnetwork output h (layout "st"), or s = h and t."""
+    def _half(self, v, h, t, split, rev, nchw=True):
+        """y, logdet of one affine half on v: channels ``split`` transformed with s, t from the
+        packed subnetwork output h (layout "st"), or s = h and t.  ``nchw``: hand the op 4-D
+        views (the Triton kernel's layout); the PyTorch reference takes v as it is."""
         name, a, const = self._map
         kw = dict(a=a, inverse=rev, backend=self.backend, split=split, const=const)
+        shape4 = _nchw if nchw else (lambda u: u)
         if t is None:
             if tuple(h.shape) != (v.shape[0], 2 * split[1], *v.shape[2:]) or h.dtype != v.dtype:
                 return None
-            y, ld = ops.coupling_packed(_nchw(v), _nchw(h), "channel", 0, name, "st", **kw)
+            y, ld = ops.coupling_packed(shape4(v), shape4(h), "channel", 0, name, "st", **kw)
         else:
             want = (v.shape[0], split[1], *v.shape[2:])
             if tuple(h.shape) != want or tuple(t.shape) != want or h.dtype != v.dtype or t.dtype != v.dtype:
                 return None
-            y, ld = ops.coupling(_nchw(v), _nchw(h), _nchw(t), "channel", 0, name, **kw)
-        return y.view(v.shape), ld
+            y, ld = ops.coupling(shape4(v), shape4(h), shape4(t), "channel", 0, name, **kw)
+        return (y.view(v.shape) if nchw else y), ld
 
     def forward(self, x, c=[], rev=False, jac=True):
         reason = self._why_not(x, c)
@@ -121,6 +123,13 @@ class _TwoSided(_FusedBlockMixin):
     output of subnetwork ``which`` (GLOW), or (s, t) of its two subnetworks (RealNVP)."""
 
     def _fused(self, v, c, rev):
+        if ops.backend_for("coupling", (v,), self.backend) == "triton":
+            return self._fused_whole(v, c, rev)
+        return self._fused_halves(v, c, rev)
+
+    def _fused_whole(self, v, c, rev):
+        """Triton: each half-coupling is one kernel pass over the whole tensor (no slicing
+        copies, no concatenation)."""
         n1, n2 = self.split_len1, self.split_len2
         first, second = (0, n1), (n1, n2)
         if not rev:
@@ -136,6 +145,26 @@ class _TwoSided(_FusedBlockMixin):
         if o2 is None:
             return None
         return o2[0], o1[1] + o2[1]
+
+    def _fused_halves(self, v, c, rev):
+        """PyTorch reference (CPU): the halves as views, each transformed on its own and
+        concatenated once - rewriting the whole tensor per half would add a copy of the
+        untouched half and a concatenation per half-coupling."""
+        n1, n2 = self.split_len1, self.split_len2
+        x1, x2 = torch.split(v, [n1, n2], dim=1)
+        if not rev:
+            o1 = self._half(x1, *self._params(2, self._cond(x2, c)), (0, n1), rev, nchw=False)
+            if o1 is None:
+                return None
+            o2 = self._half(x2, *self._params(1, self._cond(o1[0], c)), (0, n2), rev, nchw=False)
+        else:
+            o2 = self._half(x2, *self._params(1, self._cond(x1, c)), (0, n2), rev, nchw=False)
+            if o2 is None:
+                return None
+            o1 = self._half(x1, *self._params(2, self._cond(o2[0], c)), (0, n1), rev, nchw=False)
+        if o1 is None:
+            return None
+        return torch.cat([o1[0], o2[0]], 1), o1[1] + o2[1]
 
 
 class GLOWCouplingBlock(_TwoSided, _pc.GLOWCouplingBlock):
