@@ -143,19 +143,17 @@ class FusedCouplingTransform(_PeerCoupling):
         kind, where = lazy._geometry
         kw = dict(inverse=inverse, backend=lazy.backend, const=lazy._bound)
         if kind == "block":
-            y, ld = ops.coupling_packed(xf[:, :, None, None], hf[:, :, None, None], "channel", 0, "softclip",
-                                        "ts_interleaved", split=where, **kw)
-            y = y.view(n, d)
+            y, ld = ops.coupling_packed(xf, hf, "channel", 0, "softclip", "ts_interleaved", split=where, **kw)
         elif kind == "pairs":
             # one (x_a, x_b) pair per row: a one-channel split inside each pair, the pair's
             # (shift, scale) read from consecutive hyper outputs
-            y, ld = ops.coupling_packed(xf.reshape(-1, 2, 1, 1), hf.reshape(-1, 2, 1, 1), "channel", 0,
+            y, ld = ops.coupling_packed(xf.reshape(-1, 2), hf.reshape(-1, 2), "channel", 0,
                                         "softclip", "ts_interleaved", split=(where, 1), **kw)
             y, ld = y.view(n, d), ld.view(n, d // 2).sum(1)
         else:
             xb = xf[:, self.idx_b]
-            yb, ld = ops.coupling_packed(xb[:, :, None, None], hf[:, :, None, None], "channel", 0, "softclip",
-                                         "ts_interleaved", split=(0, xb.shape[1]), **kw)
+            yb, ld = ops.coupling_packed(xb, hf, "channel", 0, "softclip", "ts_interleaved",
+                                         split=(0, xb.shape[1]), **kw)
             # zuko's merge writes x_a and y_b into an empty tensor (two scatters, two gathers
             # back); copying x with y_b put in place is one scatter and the same values
             y = xf.index_copy(1, self.idx_b, yb.view(n, -1))

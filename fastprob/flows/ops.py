@@ -45,20 +45,35 @@ def _same(t):
     return t
 
 
+def _nchw(c, x, mask):
+    """A channel coupling of (B, C) or (B, C, L) tensors runs on the Triton kernel (NCHW
+    only) as (B, C, L, 1) views; the reference takes them as they are (fewer views to trace
+    through autograd on the CPU)."""
+    if c is _same or mask != "channel" or not 2 <= x.dim() <= 3:
+        return c, None
+    return (lambda t: _contiguous(t).view(*t.shape, *([1] * (4 - t.dim())))), x.shape
+
+
 def coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, backend=None, split=None, const=None):
-    """Fused affine coupling; see :func:`fastprob.reference.coupling.coupling`."""
+    """Fused affine coupling; see :func:`fastprob.reference.coupling.coupling`.  With the
+    channel mask x, s, t may also be (B, C) or (B, C, L)."""
     _check_devices(x, s, t, a)
     f, c = _impl("coupling", backend, (x, s, t))
-    return f(c(x), c(s), c(t), mask, parity, scale_map, a, inverse, split, const)
+    c, shape = _nchw(c, x, mask)
+    y, ld = f(c(x), c(s), c(t), mask, parity, scale_map, a, inverse, split, const)
+    return (y if shape is None else y.view(shape)), ld
 
 
 def coupling_packed(x, h, mask, parity, scale_map, layout="st", a=None, inverse=False, backend=None, split=None,
                     const=None):
     """Fused affine coupling reading s and t from the network output ``h`` in ``layout``; see
-    :func:`fastprob.reference.coupling.coupling_packed`."""
+    :func:`fastprob.reference.coupling.coupling_packed`.  With the channel mask x and h may
+    also be (B, C) or (B, C, L)."""
     _check_devices(x, h, a)
     f, c = _impl("coupling_packed", backend, (x, h))
-    return f(c(x), c(h), mask, parity, scale_map, layout, a, inverse, split, const)
+    c, shape = _nchw(c, x, mask)
+    y, ld = f(c(x), c(h), mask, parity, scale_map, layout, a, inverse, split, const)
+    return (y if shape is None else y.view(shape)), ld
 
 
 def squeeze(x, order="standard", backend=None):

@@ -92,7 +92,7 @@ def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: b
         xt = pieces[k]
         pieces[k] = xt * torch.exp(g) + t if not inverse else (xt - t) * torch.exp(-g)
         y = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
-        logdet = g.flatten(1).sum(1)
+        logdet = g.sum(tuple(range(1, g.dim())))  # one op (g may be a 2-D to 4-D view)
     else:
         raise ValueError(f"mask must be 'checkerboard' or 'channel', got {mask!r}")
     return y, (-logdet if inverse else logdet)
