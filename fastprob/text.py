@@ -98,6 +98,7 @@ class _FastCounting:
         return vocabulary, _align(X)
 
 
+_SK_COUNT = _sk.CountVectorizer  # bound before install() can rebind the module name
 _LIMIT_RETURNS_PAIR = []  # [bool] once probed: does this scikit-learn's _limit_features return (X, removed)?
 
 
@@ -105,8 +106,8 @@ def _limit_returns_pair() -> bool:
     """Probe scikit-learn's own ``_limit_features`` once on a 2 x 2 matrix (older releases
     return the removed terms too and store them as ``stop_words_``)."""
     if not _LIMIT_RETURNS_PAIR:
-        out = _sk.CountVectorizer()._limit_features(sp.csr_matrix(np.array([[1, 2], [0, 1]])), {"a": 0, "b": 1},
-                                                    high=2, low=1, limit=1)
+        out = _SK_COUNT()._limit_features(sp.csr_matrix(np.array([[1, 2], [0, 1]])), {"a": 0, "b": 1},
+                                          high=2, low=1, limit=1)
         _LIMIT_RETURNS_PAIR.append(isinstance(out, tuple))
     return _LIMIT_RETURNS_PAIR[0]
 
