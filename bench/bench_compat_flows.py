@@ -7,14 +7,16 @@ that their outputs agree, then times ``(y.sum() + logdet.sum()).backward()`` on 
 input.  Cases: nflows AffineCouplingTransform on vectors (D=64, ResidualNet) and images
 (16x16x16, a 1x1 conv net, so the coupling itself is a visible share of the time),
 nflows SqueezeTransform; normflows AffineCouplingBlock (Glow's coupling, 3x3-1x1-3x3
-ConvNet2d) and Squeeze.  On CPU the drop-ins run the PyTorch reference of the fused op
-(sliced views instead of gathers, no scatter into an empty output); with ``--device cuda``
-they run the Triton kernels.  On CPU, torch is pinned to 1 thread and calls are timed by
+ConvNet2d) and Squeeze; and the zuko / FrEIA groups of
+``bench/test_bench_compat_zuko_freia.py`` (their own batch sizes).  On CPU the drop-ins run
+the PyTorch reference of the fused op (sliced views instead of gathers, no scatter into an
+empty output); with ``--device cuda`` they run the Triton kernels.  On CPU, torch is pinned to 1 thread and calls are timed by
 process CPU time (the shared machine's wall times swing with other load); on CUDA by wall
 time after a synchronize.  Peer and drop-in calls alternate one by one (``--repeat`` of
 each), so the ratio of medians compares them under the same load.
 """
 import argparse
+import itertools
 import statistics
 import time
 
@@ -101,6 +103,27 @@ def cases(B):
            lambda: torch.randn(B, 64, 16, 16), "call")
 
 
+class _Calling(torch.nn.Module):
+    """A zuko / FrEIA layer behind the ``layer(x) -> (y, logdet)`` call of the cases above."""
+
+    def __init__(self, layer, run):
+        super().__init__()
+        self.layer, self.run = layer, run
+
+    def forward(self, x):
+        return self.run(self.layer, x)
+
+
+def zuko_freia_cases():
+    """The groups of ``bench/test_bench_compat_zuko_freia.py`` (imported, not repeated), with
+    their batch sizes (256 vectors, 64 images)."""
+    from bench import test_bench_compat_zuko_freia as zf
+
+    for case, make in zf.CASES.items():
+        peer, ours, x, run = make()
+        yield f"{case} batch {x.shape[0]}", _Calling(peer, run), _Calling(ours, run), lambda x=x: x.clone(), "call"
+
+
 def fwd_bwd(layer, x):
     def run():
         y, ld = layer(x)
@@ -122,7 +145,7 @@ def main(argv=None):
     rec = Recorder("compat_flows", h)
     from fastprob.compat import counters, reset_counters
 
-    for name, peer, drop, make_x, _ in cases(a.batch):
+    for name, peer, drop, make_x, _ in itertools.chain(cases(a.batch), zuko_freia_cases()):
         peer, drop = peer.to(a.device), drop.to(a.device)
         torch.manual_seed(1)
         x = make_x().to(a.device).requires_grad_()
