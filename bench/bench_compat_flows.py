@@ -10,10 +10,11 @@ nflows SqueezeTransform; normflows AffineCouplingBlock (Glow's coupling, 3x3-1x1
 ConvNet2d) and Squeeze; and the zuko / FrEIA groups of
 ``bench/test_bench_compat_zuko_freia.py`` (their own batch sizes).  On CPU the drop-ins run
 the PyTorch reference of the fused op (sliced views instead of gathers, no scatter into an
-empty output); with ``--device cuda`` they run the Triton kernels.  On CPU, torch is pinned to 1 thread and calls are timed by
-process CPU time (the shared machine's wall times swing with other load); on CUDA by wall
-time after a synchronize.  Peer and drop-in calls alternate one by one (``--repeat`` of
-each), so the ratio of medians compares them under the same load.
+empty output); with ``--device cuda`` they run the Triton kernels.  On CPU, torch is
+pinned to 1 thread and calls are timed by process CPU time (the shared machine's wall
+times swing with other load); on CUDA by wall time after a synchronize.  Peer and drop-in
+calls alternate one by one (``--repeat`` of each), so the ratio of medians compares them
+under the same load.
 """
 import argparse
 import itertools
@@ -121,7 +122,8 @@ def zuko_freia_cases():
 
     for case, make in zf.CASES.items():
         peer, ours, x, run = make()
-        yield f"{case} batch {x.shape[0]}", _Calling(peer, run), _Calling(ours, run), lambda x=x: x.clone(), "call"
+        yield (f"{case} batch {x.shape[0]}", _Calling(peer, run), _Calling(ours, run),
+               lambda x=x: x.clone(), "call")
 
 
 def fwd_bwd(layer, x):
