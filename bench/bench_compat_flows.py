@@ -1,29 +1,49 @@
 """Peer flow layers vs fastprob's drop-ins: one forward + backward per call, same run.
 
-    python -m bench.bench_compat_flows [--device cpu|cuda] [--batch 64] [--repeat 15] [--no-save]
+    python -m bench.bench_compat_flows [--device cpu|cuda] [--batch 64] [--repeat 60] [--no-save]
 
 Each case builds the peer's layer and the drop-in with identical weights (same seed), checks
 that their outputs agree, then times ``(y.sum() + logdet.sum()).backward()`` on the same
 input.  Cases: nflows AffineCouplingTransform on vectors (D=64, ResidualNet) and images
 (16x16x16, a 1x1 conv net, so the coupling itself is a visible share of the time),
 nflows SqueezeTransform; normflows AffineCouplingBlock (Glow's coupling, 3x3-1x1-3x3
-ConvNet2d) and Squeeze.  On CPU the drop-ins run the PyTorch reference of the fused op
-(sliced views instead of gathers, no scatter into an empty output); with ``--device cuda``
-they run the Triton kernels.  On CPU, torch is pinned to 1 thread and calls are timed by
-process CPU time (the shared machine's wall times swing with other load); on CUDA by wall
-time after a synchronize.
+ConvNet2d) and Squeeze; and the zuko / FrEIA groups of
+``bench/test_bench_compat_zuko_freia.py`` (their own batch sizes).  On CPU the drop-ins run
+the PyTorch reference of the fused op (sliced views instead of gathers, no scatter into an
+empty output); with ``--device cuda`` they run the Triton kernels.  On CPU, torch is
+pinned to 1 thread and calls are timed by process CPU time (the shared machine's wall
+times swing with other load); on CUDA by wall time after a synchronize.  Peer and drop-in
+calls alternate one by one (``--repeat`` of each), so the ratio of medians compares them
+under the same load.
 """
 import argparse
+import itertools
+import statistics
 import time
 
 import torch
 
-from bench.harness import Recorder, measure, pin_threads, print_header
+from bench.harness import Recorder, pin_threads, print_header
 
 
-def measure_cpu(fn, repeat, warmup=2):
-    """CPU seconds per call of ``fn()``: median and quartiles over ``repeat`` calls."""
-    return measure(fn, repeat=repeat, warmup=warmup, clock=time.process_time)
+def alternating(f_peer, f_drop, repeat, clock, warmup=2):
+    """Seconds per call of each, timed call by call in alternation (peer first in even
+    rounds, drop-in first in odd ones), so that a change of the shared machine's load hits
+    both alike: (peer stats, drop-in stats) as :func:`bench.harness.measure` gives them."""
+    for _ in range(warmup):
+        f_peer()
+        f_drop()
+    tp, td = [], []
+    for r in range(repeat):
+        for f, ts in ((f_peer, tp), (f_drop, td)) if r % 2 == 0 else ((f_drop, td), (f_peer, tp)):
+            t0 = clock()
+            f()
+            ts.append(clock() - t0)
+
+    def stats(ts):
+        q = statistics.quantiles(ts, n=4)
+        return {"median": statistics.median(ts), "p25": q[0], "p75": q[2], "min": min(ts), "n": len(ts)}
+    return stats(tp), stats(td)
 
 
 def _pair(make_peer, make_drop, seed=0):
@@ -84,6 +104,28 @@ def cases(B):
            lambda: torch.randn(B, 64, 16, 16), "call")
 
 
+class _Calling(torch.nn.Module):
+    """A zuko / FrEIA layer behind the ``layer(x) -> (y, logdet)`` call of the cases above."""
+
+    def __init__(self, layer, run):
+        super().__init__()
+        self.layer, self.run = layer, run
+
+    def forward(self, x):
+        return self.run(self.layer, x)
+
+
+def zuko_freia_cases():
+    """The groups of ``bench/test_bench_compat_zuko_freia.py`` (imported, not repeated), with
+    their batch sizes (256 vectors, 64 images)."""
+    from bench import test_bench_compat_zuko_freia as zf
+
+    for case, make in zf.CASES.items():
+        peer, ours, x, run = make()
+        yield (f"{case} batch {x.shape[0]}", _Calling(peer, run), _Calling(ours, run),
+               lambda x=x: x.clone(), "call")
+
+
 def fwd_bwd(layer, x):
     def run():
         y, ld = layer(x)
@@ -96,7 +138,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--repeat", type=int, default=60)
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args(argv)
     if a.device == "cpu":
@@ -105,7 +147,7 @@ def main(argv=None):
     rec = Recorder("compat_flows", h)
     from fastprob.compat import counters, reset_counters
 
-    for name, peer, drop, make_x, _ in cases(a.batch):
+    for name, peer, drop, make_x, _ in itertools.chain(cases(a.batch), zuko_freia_cases()):
         peer, drop = peer.to(a.device), drop.to(a.device)
         torch.manual_seed(1)
         x = make_x().to(a.device).requires_grad_()
@@ -125,13 +167,9 @@ def main(argv=None):
                 sync()
             return g
 
-        timer = measure_cpu if a.device == "cpu" else (lambda f, repeat: measure(f, repeat=repeat, warmup=2))
+        clock = time.process_time if a.device == "cpu" else time.perf_counter
         metric = "fwd+bwd cpu" if a.device == "cpu" else "fwd+bwd wall"
-        # interleave the two so that load changes hit both alike
-        sp, sd = timer(timed(peer), a.repeat), timer(timed(drop), a.repeat)
-        sp2, sd2 = timer(timed(peer), a.repeat), timer(timed(drop), a.repeat)
-        sp = sp if sp["median"] <= sp2["median"] else sp2
-        sd = sd if sd["median"] <= sd2["median"] else sd2
+        sp, sd = alternating(timed(peer), timed(drop), a.repeat, clock)
         rec.add(name, "peer", metric, sp, "s", notes=f"{a.device}, batch {a.batch}")
         rec.add(name, "fastprob drop-in", metric, sd, "s", baseline="peer", ratio=sp["median"] / sd["median"],
                 notes=f"{a.device}, batch {a.batch}; fast path taken: {bool(fast)}; ratio = peer / drop-in")

@@ -3,11 +3,18 @@
 #
 #   bash bench/run_gpu_checks.sh OUTDIR checks   # GPU test suite, kernel benchmark, training timings
 #   bash bench/run_gpu_checks.sh OUTDIR psr      # PSR on Fashion-MNIST, 4x, sized for ~4 minutes
+#   bash bench/run_gpu_checks.sh OUTDIR compat   # nflows/normflows/zuko/FrEIA drop-ins vs the peers (~2 min)
+#
+# The compat part needs the peers (the [compat] extra). The device machine has no network:
+# install them here into a folder that travels with the tree and is put on PYTHONPATH there,
+#   pip install --no-deps --target .data/compat-site "nflows>=0.14" "normflows>=1.7" \
+#       "zuko>=1.6,<1.7" "FrEIA==0.2"
+# ($COMPAT_SITE overrides the folder; nothing is installed when the peers already import).
 #
 # Fashion-MNIST is read from $FASHION_MNIST_DIR (default .data/fashion-mnist, a copy of
 # Debian's dataset-fashion-mnist files). Results land in OUTDIR (at most 8 files).
 set -u
-OUT=${1:?usage: run_gpu_checks.sh OUTDIR checks|psr}
+OUT=${1:?usage: run_gpu_checks.sh OUTDIR checks|psr|compat}
 PART=${2:-checks}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 FASTPROB_PROGRESS=0
@@ -44,6 +51,21 @@ if [ "$PART" = checks ]; then
   timeout 70 $PY -m fastprob.cli psr train --data fashion-mnist --scale 4 --steps 200 --batch-size 64 \
       --hidden 64 --depth 4 --device cuda --out /tmp/psr_timing 2>&1 | tail -8
   cp /tmp/psr_timing/metrics.json "$OUT/psr_timing_metrics.json" 2>/dev/null
+elif [ "$PART" = compat ]; then
+  COMPAT_SITE=${COMPAT_SITE:-$PWD/.data/compat-site}
+  if ! $PY -c "import nflows, normflows, zuko, FrEIA" 2>/dev/null && [ -d "$COMPAT_SITE" ]; then
+    export PYTHONPATH="$COMPAT_SITE${PYTHONPATH:+:$PYTHONPATH}"
+  fi
+  $PY -c "import nflows, normflows, zuko, FrEIA; print('peers: nflows', nflows.__version__, 'normflows', normflows.__version__, 'zuko', zuko.__version__)" \
+      || { echo "the peers do not import: see the header of this script"; exit 1; }
+  stamp "nflows / normflows drop-ins vs the peers, forward + backward on CUDA (bench_compat_flows)"
+  before=$(wc -l < bench/results.csv)
+  timeout 150 $PY -m bench.bench_compat_flows --device cuda
+  tail -n +$((before + 1)) bench/results.csv > "$OUT/results_compat_gpu.csv"
+  stamp "zuko / FrEIA drop-ins vs the peers on CUDA (pytest-benchmark, wall time)"
+  FASTPROB_BENCH_DEVICE=cuda timeout 200 $PY -m pytest -q -p no:cacheprovider -o addopts="" \
+      bench/test_bench_compat_zuko_freia.py --benchmark-only --benchmark-group-by=group \
+      --benchmark-timer=time.perf_counter --benchmark-json="$OUT/bench_compat_zuko_freia_gpu.json" 2>&1 | tail -40
 elif [ "$PART" = psr ]; then
   STEPS=${PSR_STEPS:-4000}
   stamp "PSR Fashion-MNIST 4x, $STEPS steps"

@@ -14,7 +14,8 @@ Groups:
 * ``freia-glow img 16x16x16``: ``GLOWCouplingBlock`` with a 1x1-conv subnet, so the coupling
   itself is a visible share of the time.
 
-Run: ``pytest bench/test_bench_compat_zuko_freia.py --benchmark-only --benchmark-group-by=group``.
+Run: ``pytest bench/test_bench_compat_zuko_freia.py --benchmark-only --benchmark-group-by=group``;
+on a GPU ``bash bench/run_gpu_checks.sh OUTDIR compat`` (wall time, synchronized).
 """
 import os
 
@@ -104,5 +105,13 @@ def test_compat_layer(benchmark, case, impl):
     layer = ours if impl == "fastprob" else peer
     params = tuple(layer.parameters())
     sizes = suite.sizes()
-    suite.run(benchmark, f"{case} fwd+bwd", impl, lambda: _fwd_bwd(lambda: run(layer, x), x, params),
+    # on CUDA wait for the kernels (with --benchmark-timer=time.perf_counter, as
+    # bench/run_gpu_checks.sh runs it); on the CPU the call is synchronous already
+    sync = torch.cuda.synchronize if d.type == "cuda" else (lambda: None)
+
+    def step():
+        out = _fwd_bwd(lambda: run(layer, x), x, params)
+        sync()
+        return out
+    suite.run(benchmark, f"{case} fwd+bwd", impl, step,
               anchor=impl == "peer", rounds=sizes["flow_rounds"], iterations=max(1, sizes["flow_iters"] // 2))

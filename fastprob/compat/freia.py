@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError(f"fastprob.compat.freia needs FrEIA ({exc}); pip install 'fastprob[compat]'") from exc
 
 from ..flows import ops
+from ..reference import coupling as _ref
 from ._counters import record
 from ._patch import Patcher
 
@@ -51,11 +52,6 @@ def scale_map_of(activation, clamp):
     if activation == "SIGMOID" and c == 2.0:
         return "bounded", None, None
     return f"clamp_activation {activation!r} with clamp {c} (fused: ATAN, TANH, SIGMOID with clamp 2)"
-
-
-def _nchw(v):
-    """A (B, C, ...) tensor of at most 4 dimensions as the NCHW view the fused op takes."""
-    return v.view(*v.shape, *([1] * (4 - v.dim())))
 
 
 class _FusedBlockMixin:
@@ -88,21 +84,25 @@ class _FusedBlockMixin:
     def _cond(self, u, c):
         return torch.cat([u, *c], 1) if self.conditional else u
 
-    def _half(self, v, h, t, split, rev):
-        """y, logdet of one affine half on the whole tensor v: channels ``split`` transformed
-        with s, t from the packed subnetwork output h (layout "st"), or s = h and t."""
+    def _half(self, v, h, t, split, rev, ref=False):
+        """y, logdet of one affine half on v (B, C, ...): channels ``split`` transformed with
+        s, t from the packed subnetwork output h (layout "st"), or s = h and t.  ``ref``: the
+        call was resolved to the PyTorch reference, called directly (no second dispatch)."""
         name, a, const = self._map
-        kw = dict(a=a, inverse=rev, backend=self.backend, split=split, const=const)
         if t is None:
             if tuple(h.shape) != (v.shape[0], 2 * split[1], *v.shape[2:]) or h.dtype != v.dtype:
                 return None
-            y, ld = ops.coupling_packed(_nchw(v), _nchw(h), "channel", 0, name, "st", **kw)
-        else:
-            want = (v.shape[0], split[1], *v.shape[2:])
-            if tuple(h.shape) != want or tuple(t.shape) != want or h.dtype != v.dtype or t.dtype != v.dtype:
-                return None
-            y, ld = ops.coupling(_nchw(v), _nchw(h), _nchw(t), "channel", 0, name, **kw)
-        return y.view(v.shape), ld
+            if ref:
+                return _ref.coupling_packed(v, h, "channel", 0, name, "st", a, rev, split, const)
+            return ops.coupling_packed(v, h, "channel", 0, name, "st", a=a, inverse=rev, backend=self.backend,
+                                       split=split, const=const)
+        want = (v.shape[0], split[1], *v.shape[2:])
+        if tuple(h.shape) != want or tuple(t.shape) != want or h.dtype != v.dtype or t.dtype != v.dtype:
+            return None
+        if ref:
+            return _ref.coupling(v, h, t, "channel", 0, name, a, rev, split, const)
+        return ops.coupling(v, h, t, "channel", 0, name, a=a, inverse=rev, backend=self.backend, split=split,
+                            const=const)
 
     def forward(self, x, c=[], rev=False, jac=True):
         reason = self._why_not(x, c)
@@ -121,6 +121,13 @@ class _TwoSided(_FusedBlockMixin):
     output of subnetwork ``which`` (GLOW), or (s, t) of its two subnetworks (RealNVP)."""
 
     def _fused(self, v, c, rev):
+        if ops.backend_for("coupling", (v,), self.backend) == "triton":
+            return self._fused_whole(v, c, rev)
+        return self._fused_halves(v, c, rev)
+
+    def _fused_whole(self, v, c, rev):
+        """Triton: each half-coupling is one kernel pass over the whole tensor (no slicing
+        copies, no concatenation)."""
         n1, n2 = self.split_len1, self.split_len2
         first, second = (0, n1), (n1, n2)
         if not rev:
@@ -136,6 +143,26 @@ class _TwoSided(_FusedBlockMixin):
         if o2 is None:
             return None
         return o2[0], o1[1] + o2[1]
+
+    def _fused_halves(self, v, c, rev):
+        """PyTorch reference (CPU): the halves as views, each transformed on its own and
+        concatenated once - rewriting the whole tensor per half would add a copy of the
+        untouched half and a concatenation per half-coupling."""
+        n1, n2 = self.split_len1, self.split_len2
+        x1, x2 = torch.split(v, [n1, n2], dim=1)
+        if not rev:
+            o1 = self._half(x1, *self._params(2, self._cond(x2, c)), (0, n1), rev, ref=True)
+            if o1 is None:
+                return None
+            o2 = self._half(x2, *self._params(1, self._cond(o1[0], c)), (0, n2), rev, ref=True)
+        else:
+            o2 = self._half(x2, *self._params(1, self._cond(x1, c)), (0, n2), rev, ref=True)
+            if o2 is None:
+                return None
+            o1 = self._half(x1, *self._params(2, self._cond(o2[0], c)), (0, n1), rev, ref=True)
+        if o1 is None:
+            return None
+        return torch.cat([o1[0], o2[0]], 1), o1[1] + o2[1]
 
 
 class GLOWCouplingBlock(_TwoSided, _pc.GLOWCouplingBlock):

@@ -79,11 +79,7 @@ class _CouplingMixin:
             peer = super().inverse if inverse else super().forward
             return peer(inputs, context)
         h = self.transform_net(self._identity_split(inputs), context)
-        flat = inputs.dim() == 2
-        x4 = inputs[:, :, None, None] if flat else inputs
-        h4 = h[:, :, None, None] if flat else h
-        y, ld = self._fused(x4, h4, inverse)
-        return (y[:, :, 0, 0] if flat else y), ld
+        return self._fused(inputs, h, inverse)  # (B, D) or (B, C, H, W): ops takes either
 
     def forward(self, inputs, context=None):
         return self._run(inputs, context, inverse=False)
@@ -103,8 +99,8 @@ class AffineCouplingTransform(_CouplingMixin, _pc.AffineCouplingTransform):
         super().__init__(mask, transform_net_create_fn, *args, **kwargs)
         self._init_fast(backend)
 
-    def _fused(self, x4, h4, inverse):
-        return ops.coupling_packed(x4, h4, "channel", 0, "sigmoid_eps", "ts", inverse=inverse, backend=self.backend,
+    def _fused(self, x, h, inverse):
+        return ops.coupling_packed(x, h, "channel", 0, "sigmoid_eps", "ts", inverse=inverse, backend=self.backend,
                                    split=self._tblock, const=NFLOWS_EPS)
 
 
@@ -118,9 +114,9 @@ class AdditiveCouplingTransform(_CouplingMixin, _pc.AdditiveCouplingTransform):
         super().__init__(mask, transform_net_create_fn, *args, **kwargs)
         self._init_fast(backend)
 
-    def _fused(self, x4, h4, inverse):
+    def _fused(self, x, h, inverse):
         # unit scale: g = s = 0 with the exp map, so logdet is exactly 0
-        return ops.coupling(x4, torch.zeros_like(h4), h4, "channel", 0, "exp", inverse=inverse,
+        return ops.coupling(x, torch.zeros_like(h), h, "channel", 0, "exp", inverse=inverse,
                             backend=self.backend, split=self._tblock)
 
 

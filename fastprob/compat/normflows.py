@@ -54,12 +54,8 @@ def _why_not_coupling(obj, x):
 
 def _fused(x, h, scale_map, split, inverse, backend):
     """The fused coupling on (B, D) or (B, C, H, W) ``x`` with interleaved parameters ``h``."""
-    flat = x.dim() == 2
-    x4 = x[:, :, None, None] if flat else x
-    h4 = h[:, :, None, None] if flat else h
-    y, ld = ops.coupling_packed(x4, h4, "channel", 0, SCALE_MAPS[scale_map], "ts_interleaved", inverse=inverse,
-                                backend=backend, split=split)
-    return (y[:, :, 0, 0] if flat else y), ld
+    return ops.coupling_packed(x, h, "channel", 0, SCALE_MAPS[scale_map], "ts_interleaved", inverse=inverse,
+                               backend=backend, split=split)
 
 
 class AffineCoupling(_pc.AffineCoupling):

@@ -33,6 +33,7 @@ import torch
 
 try:
     from zuko.flows import coupling as _pc
+    from torch.distributions.transforms import Transform as _TorchTransform
     from zuko.transforms import CouplingTransform as _PeerCoupling
     from zuko.transforms import MonotonicAffineTransform
     from zuko.utils import broadcast
@@ -81,7 +82,11 @@ class FusedCouplingTransform(_PeerCoupling):
     computing y, its inverse and the log-determinant with the fused coupling op."""
 
     def __init__(self, lazy: "GeneralCouplingTransform", c, **kwargs):
-        super().__init__(functools.partial(lazy.meta, c), lazy.mask, **kwargs)
+        # torch's Transform.__init__ only: zuko's CouplingTransform.__init__ would recompute
+        # the index tensors idx_a / idx_b from the mask (two nonzero()) for every context;
+        # here they are properties read from the lazy module, computed once per mask
+        _TorchTransform.__init__(self, **kwargs)
+        self.meta = functools.partial(lazy.meta, c)
         self.lazy, self.c = lazy, c
 
     def _why_not(self, x):
@@ -117,6 +122,14 @@ class FusedCouplingTransform(_PeerCoupling):
             xa = torch.cat(broadcast(xa, self.c, ignore=1), dim=-1)
         return self.lazy.hyper(xa)
 
+    @property
+    def idx_a(self):
+        return self.lazy._indices()[0]
+
+    @property
+    def idx_b(self):
+        return self.lazy._indices()[1]
+
     def _fused(self, x, inverse):
         """(y, ladj) of the coupling (or its inverse) on x (*, D)."""
         lazy = self.lazy
@@ -130,20 +143,20 @@ class FusedCouplingTransform(_PeerCoupling):
         kind, where = lazy._geometry
         kw = dict(inverse=inverse, backend=lazy.backend, const=lazy._bound)
         if kind == "block":
-            y, ld = ops.coupling_packed(xf[:, :, None, None], hf[:, :, None, None], "channel", 0, "softclip",
-                                        "ts_interleaved", split=where, **kw)
-            y = y.view(n, d)
+            y, ld = ops.coupling_packed(xf, hf, "channel", 0, "softclip", "ts_interleaved", split=where, **kw)
         elif kind == "pairs":
             # one (x_a, x_b) pair per row: a one-channel split inside each pair, the pair's
             # (shift, scale) read from consecutive hyper outputs
-            y, ld = ops.coupling_packed(xf.reshape(-1, 2, 1, 1), hf.reshape(-1, 2, 1, 1), "channel", 0,
+            y, ld = ops.coupling_packed(xf.reshape(-1, 2), hf.reshape(-1, 2), "channel", 0,
                                         "softclip", "ts_interleaved", split=(where, 1), **kw)
             y, ld = y.view(n, d), ld.view(n, d // 2).sum(1)
         else:
             xb = xf[:, self.idx_b]
-            yb, ld = ops.coupling_packed(xb[:, :, None, None], hf[:, :, None, None], "channel", 0, "softclip",
-                                         "ts_interleaved", split=(0, xb.shape[1]), **kw)
-            y = self.merge(xf[:, self.idx_a], yb.view(n, -1), xf.shape)
+            yb, ld = ops.coupling_packed(xb, hf, "channel", 0, "softclip", "ts_interleaved",
+                                         split=(0, xb.shape[1]), **kw)
+            # zuko's merge writes x_a and y_b into an empty tensor (two scatters, two gathers
+            # back); copying x with y_b put in place is one scatter and the same values
+            y = xf.index_copy(1, self.idx_b, yb.view(n, -1))
         return y.view(*batch, d), ld.view(batch)
 
     def _run(self, x, inverse):
@@ -190,6 +203,15 @@ class GeneralCouplingTransform(_pc.GeneralCouplingTransform):
 
     def forward(self, c=None):
         return FusedCouplingTransform(self, c)
+
+    def _indices(self):
+        """(idx_a, idx_b) of zuko's CouplingTransform for the current mask buffer (recomputed
+        after ``.to(device)`` replaces it)."""
+        cached = self.__dict__.get("_idx_cache")
+        if cached is None or cached[0] is not self.mask:
+            cached = (self.mask, self.mask.nonzero().squeeze(-1), (~self.mask).nonzero().squeeze(-1))
+            self.__dict__["_idx_cache"] = cached
+        return cached[1], cached[2]
 
 
 _PATCHER = Patcher({"zuko.flows.coupling": ["GeneralCouplingTransform"], "zuko.flows": ["GeneralCouplingTransform"]},

@@ -20,44 +20,78 @@ def _check_devices(*tensors):
 
 
 def _impl(op, backend, tensors):
+    """The implementation of ``op`` for ``tensors``; a Triton kernel gets its tensors made
+    contiguous (it reads unit-stride memory), the PyTorch reference takes any strides, so
+    sliced views reach it without a copy."""
     if backend not in (None, "triton", "torch"):
         raise ValueError(f"backend must be None, 'triton' or 'torch', got {backend!r}")
-    return _dispatch.resolve_for(op, tensors, backend)[1]
+    name, f = _dispatch.resolve_for(op, tensors, backend)
+    return f, (_contiguous if name == "triton" else _same)
 
 
-def _c(t):
-    # the Triton kernels read unit-stride memory; a no-op for the usual contiguous inputs
-    return t.contiguous()
+def backend_for(op, tensors, backend=None) -> str:
+    """Name of the backend (``"triton"`` or ``"torch"``) that a call of ``op`` on ``tensors``
+    with ``backend`` runs; raises as the call would when ``backend`` cannot be honoured."""
+    if backend not in (None, "triton", "torch"):
+        raise ValueError(f"backend must be None, 'triton' or 'torch', got {backend!r}")
+    return _dispatch.resolve_for(op, tensors, backend)[0]
+
+
+def _contiguous(t):
+    return t.contiguous() if torch.is_tensor(t) else t
+
+
+def _same(t):
+    return t
+
+
+def _nchw(c, x, mask):
+    """A channel coupling of (B, C) or (B, C, L) tensors runs on the Triton kernel (NCHW
+    only) as (B, C, L, 1) views; the reference takes them as they are (fewer views to trace
+    through autograd on the CPU)."""
+    if c is _same or mask != "channel" or not 2 <= x.dim() <= 3:
+        return c, None
+    return (lambda t: _contiguous(t).view(*t.shape, *([1] * (4 - t.dim())))), x.shape
 
 
 def coupling(x, s, t, mask, parity, scale_map, a=None, inverse=False, backend=None, split=None, const=None):
-    """Fused affine coupling; see :func:`fastprob.reference.coupling.coupling`."""
+    """Fused affine coupling; see :func:`fastprob.reference.coupling.coupling`.  With the
+    channel mask x, s, t may also be (B, C) or (B, C, L)."""
     _check_devices(x, s, t, a)
-    f = _impl("coupling", backend, (x, s, t))
-    return f(_c(x), _c(s), _c(t), mask, parity, scale_map, a, inverse, split, const)
+    f, c = _impl("coupling", backend, (x, s, t))
+    c, shape = _nchw(c, x, mask)
+    y, ld = f(c(x), c(s), c(t), mask, parity, scale_map, a, inverse, split, const)
+    return (y if shape is None else y.view(shape)), ld
 
 
 def coupling_packed(x, h, mask, parity, scale_map, layout="st", a=None, inverse=False, backend=None, split=None,
                     const=None):
     """Fused affine coupling reading s and t from the network output ``h`` in ``layout``; see
-    :func:`fastprob.reference.coupling.coupling_packed`."""
+    :func:`fastprob.reference.coupling.coupling_packed`.  With the channel mask x and h may
+    also be (B, C) or (B, C, L)."""
     _check_devices(x, h, a)
-    f = _impl("coupling_packed", backend, (x, h))
-    return f(_c(x), _c(h), mask, parity, scale_map, layout, a, inverse, split, const)
+    f, c = _impl("coupling_packed", backend, (x, h))
+    c, shape = _nchw(c, x, mask)
+    y, ld = f(c(x), c(h), mask, parity, scale_map, layout, a, inverse, split, const)
+    return (y if shape is None else y.view(shape)), ld
 
 
 def squeeze(x, order="standard", backend=None):
-    return _impl("squeeze", backend, (x,))(_c(x), order)
+    f, c = _impl("squeeze", backend, (x,))
+    return f(c(x), order)
 
 
 def unsqueeze(z, order="standard", backend=None):
-    return _impl("unsqueeze", backend, (z,))(_c(z), order)
+    f, c = _impl("unsqueeze", backend, (z,))
+    return f(c(z), order)
 
 
 def squeeze_split(x, order="checkerboard", backend=None):
-    return _impl("squeeze_split", backend, (x,))(_c(x), order)
+    f, c = _impl("squeeze_split", backend, (x,))
+    return f(c(x), order)
 
 
 def unsqueeze_merge(z1, z2, order="checkerboard", backend=None):
     _check_devices(z1, z2)
-    return _impl("unsqueeze_merge", backend, (z1, z2))(_c(z1), _c(z2), order)
+    f, c = _impl("unsqueeze_merge", backend, (z1, z2))
+    return f(c(z1), c(z2), order)

@@ -83,10 +83,16 @@ def coupling(x, s, t, mask: str, parity: int, scale_map: str, a=None, inverse: b
         logdet = g.flatten(1).sum(1)
     elif mask == "channel":
         c0, ct = resolve_split(x.shape[1], parity, split)
-        x0, xt, x1 = torch.split(x, [c0, ct, x.shape[1] - c0 - ct], dim=1)  # one backward concatenation
-        yt = xt * torch.exp(g) + t if not inverse else (xt - t) * torch.exp(-g)
-        y = torch.cat([x0, yt, x1], dim=1)
-        logdet = g.flatten(1).sum(1)
+        c1 = x.shape[1] - c0 - ct
+        # split + cat of the non-empty pieces only (one backward concatenation); with every
+        # channel transformed no copy at all
+        sizes = [n for n in (c0, ct, c1) if n]
+        pieces = list(torch.split(x, sizes, dim=1)) if len(sizes) > 1 else [x]
+        k = 1 if c0 else 0
+        xt = pieces[k]
+        pieces[k] = xt * torch.exp(g) + t if not inverse else (xt - t) * torch.exp(-g)
+        y = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
+        logdet = g.sum(tuple(range(1, g.dim())))  # one op (g may be a 2-D to 4-D view)
     else:
         raise ValueError(f"mask must be 'checkerboard' or 'channel', got {mask!r}")
     return y, (-logdet if inverse else logdet)
