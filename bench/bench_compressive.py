@@ -37,7 +37,7 @@ OUT_JSON = os.path.join(HERE, "compressive_digits.json")
 # per data set: (JSON, figure, results.csv case prefix, plot title)
 OUTPUTS = {"digits": (OUT_JSON, "compressive_digits.png", "digits", "digits 8x8"),
            "fashion-mnist": (os.path.join(HERE, "compressive_fashion.json"), "compressive_fashion.png",
-                             "fashion-mnist", "Fashion-MNIST 28x28")}
+                             "fashion-mnist", "Fashion-MNIST")}
 FRACTIONS = (0.5, 0.25, 0.12, 0.06)
 KINDS = ("slice", "maxpool", "ppca", "linear-vae", "vae", "intermixed")
 MAXPOOL_FRACTIONS = (0.25, 0.06)  # 4^-1 and 4^-2 (6.25 %)
