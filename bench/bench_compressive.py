@@ -1,9 +1,10 @@
-"""Compressive flows (thesis chapter 5): PPCA step speed, and test bits/dim on digits.
+"""Compressive flows (thesis chapter 5): PPCA step speed, and test bits/dim on digits / Fashion-MNIST.
 
     python -m bench.bench_compressive speed   [--no-save]
     python -m bench.bench_compressive table   [--epochs 8] [--seeds 2] [--hidden 32] [--depth 2]
                                               [--kinds none maxpool ...] [--fractions 0.25 ...] [--resume]
-    python -m bench.bench_compressive summary (rows to results.csv + figure from the saved JSON)
+                                              [--data digits|fashion-mnist] [--limit N] [--batch-size 64]
+    python -m bench.bench_compressive summary [--data ...] (rows to results.csv + figure from the saved JSON)
     python -m bench.bench_compressive maxpool-ablation [--seeds 3] (max-pool, per-channel scales only)
     python -m bench.bench_compressive maxpool-parts    (seed 0: log-det / pool / base terms)
 
@@ -16,6 +17,9 @@ fractions 50 / 25 / 12 / 6 %, and the 2x2 max-pool surjection at 25 % (one pool)
 dimension on the 297 test images; then
 closed-form PPCA on the latents of the trained "none" flow (no retraining).
 Results: bench/compressive_digits.json, bench/figures/compressive_digits.png, results.csv.
+--data fashion-mnist: Debian's Fashion-MNIST (1x28x28, 256 levels, D = 784), the first
+--limit training and limit // 5 test images; results in bench/compressive_fashion.json and
+bench/figures/compressive_fashion.png, results.csv cases "fashion-mnist f=...".
 """
 import argparse
 import json
@@ -30,6 +34,10 @@ from bench.harness import Recorder, measure, pin_threads, print_header
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIG = os.path.join(HERE, "figures")
 OUT_JSON = os.path.join(HERE, "compressive_digits.json")
+# per data set: (JSON, figure, results.csv case prefix, plot title)
+OUTPUTS = {"digits": (OUT_JSON, "compressive_digits.png", "digits", "digits 8x8"),
+           "fashion-mnist": (os.path.join(HERE, "compressive_fashion.json"), "compressive_fashion.png",
+                             "fashion-mnist", "Fashion-MNIST")}
 FRACTIONS = (0.5, 0.25, 0.12, 0.06)
 KINDS = ("slice", "maxpool", "ppca", "linear-vae", "vae", "intermixed")
 MAXPOOL_FRACTIONS = (0.25, 0.06)  # 4^-1 and 4^-2 (6.25 %)
@@ -68,9 +76,10 @@ def speed(a, rec):
 def table(a, rec):
     from fastprob.flows.compressive_train import compress_trained, train_compressive
 
+    out_json = OUTPUTS[a.data][0]
     results = {"config": vars(a), "runs": [], "pretrained": []}
-    if os.path.exists(OUT_JSON) and a.resume:
-        with open(OUT_JSON) as f:
+    if os.path.exists(out_json) and a.resume:
+        with open(out_json) as f:
             results = json.load(f)
     done = {(r["kind"], r["fraction"], r["seed"]) for r in results["runs"]}
     c0, t0 = time.process_time(), time.perf_counter()
@@ -83,9 +92,11 @@ def table(a, rec):
         for kind, f in jobs:
             if (kind, f, seed) in done:
                 continue
-            out = os.path.join(a.runs, f"none-s{seed}") if kind == "none" else None
-            _, m = train_compressive(compress=kind, latent_fraction=f or 0.5, epochs=a.epochs, hidden=a.hidden,
-                                     depth=a.depth, seed=seed, iw_samples=a.iw, out=out)
+            runs_dir = a.runs if a.data == "digits" else os.path.join(a.runs, a.data)
+            out = os.path.join(runs_dir, f"none-s{seed}") if kind == "none" else None
+            _, m = train_compressive(data=a.data, compress=kind, latent_fraction=f or 0.5, epochs=a.epochs,
+                                     hidden=a.hidden, depth=a.depth, seed=seed, iw_samples=a.iw, out=out,
+                                     limit=a.limit, batch_size=a.batch_size)
             row = {"kind": kind, "fraction": f, "seed": seed, "test_bpd": m["test_bpd"],
                    "test_bpd_iw": m.get("test_bpd_iw"), "test_bpd_exact_marginal": m.get("test_bpd_exact_marginal"),
                    "latent_dim": m["latent_dim"], "n_params": m["n_params"], "cpu_seconds": m["cpu_seconds"],
@@ -95,16 +106,16 @@ def table(a, rec):
                   + (f" (IW-{a.iw} {m['test_bpd_iw']:.4f})" if m.get("test_bpd_iw") else "")
                   + f"  [{m['cpu_seconds']:.0f} CPU-s]", flush=True)
             if kind == "none":
-                rep = compress_trained(out, FRACTIONS, out=out)
+                rep = compress_trained(out, FRACTIONS, out=out, limit=a.limit)
                 results["pretrained"].append({"seed": seed, "uncompressed": rep["uncompressed_test_bpd"],
                                               "full_gaussian_refit": rep.get("full_gaussian_refit_test_bpd"),
                                               "rows": rep["rows"]})
             results["cpu_seconds_total"] = results.get("cpu_seconds_total", 0) + m["cpu_seconds"]
-            with open(OUT_JSON, "w") as fh:
+            with open(out_json, "w") as fh:
                 json.dump(results, fh, indent=1)
     print(f"   table: {time.process_time() - c0:.0f} CPU-s, {time.perf_counter() - t0:.0f} s wall")
-    summarize(results, rec)
-    plot(results)
+    summarize(results, rec, a.data)
+    plot(results, a.data)
 
 
 def maxpool_ablation(a, rec):
@@ -160,14 +171,14 @@ def maxpool_parts(a, rec):
               f"{float(zp.std()):.3f}, final latent std {float(h.std()):.3f}", flush=True)
 
 
-def summarize(results, rec):
+def summarize(results, rec, data="digits"):
     runs = results["runs"]
     for kind in ("none",) + KINDS:
         for f in ([None] if kind == "none" else FRACTIONS):
             v = [r["test_bpd"] for r in runs if r["kind"] == kind and r["fraction"] == f]
             if v:
                 stats = {"median": float(np.mean(v)), "p25": float(np.min(v)), "p75": float(np.max(v))}
-                rec.add(f"digits f={f or 1.0}", kind, "test_bpd(mean)", stats, "bits/dim",
+                rec.add(f"{OUTPUTS[data][2]} f={f or 1.0}", kind, "test_bpd(mean)", stats, "bits/dim",
                         notes=f"{len(v)} seeds; p25/p75 columns hold min/max")
 
 
@@ -211,11 +222,12 @@ def markdown(results):
     return lines
 
 
-def plot(results=None):
+def plot(results=None, data="digits"):
     from fastprob.flows.compressive_train import plot_bpd_vs_fraction
 
+    out_json, fig_name, _, data_title = OUTPUTS[data]
     if results is None:
-        with open(OUT_JSON) as f:
+        with open(out_json) as f:
             results = json.load(f)
     runs = results["runs"]
     series = {}
@@ -235,9 +247,9 @@ def plot(results=None):
     none = [r["test_bpd"] for r in runs if r["kind"] == "none"]
     os.makedirs(FIG, exist_ok=True)
     n_seeds = len({r["seed"] for r in runs})
-    path = plot_bpd_vs_fraction(series, os.path.join(FIG, "compressive_digits.png"),
+    path = plot_bpd_vs_fraction(series, os.path.join(FIG, fig_name),
                                 none_bpd=float(np.mean(none)) if none else None,
-                                title=f"digits 8x8, RealNVP + compressive step, {n_seeds} seed(s) (mean, std bars)")
+                                title=f"{data_title}, RealNVP + compressive step, {n_seeds} seed(s) (mean, std bars)")
     print(f"   wrote {os.path.relpath(path)}")
 
 
@@ -255,16 +267,23 @@ def main():
     ap.add_argument("--kinds", nargs="+", choices=("none",) + KINDS, default=None,
                     help="only these models (default: all); with --resume, fill a table in priority order")
     ap.add_argument("--fractions", nargs="+", type=float, default=None, help="only these kept fractions")
+    ap.add_argument("--data", default="digits", choices=sorted(OUTPUTS),
+                    help="image set (fashion-mnist: Debian's dataset-fashion-mnist)")
+    ap.add_argument("--limit", type=int, default=None,
+                    help="first N training and N // 5 test images (default: all; digits: 1,500 / 297)")
+    ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args()
+    if a.data != "digits" and a.what in ("maxpool-ablation", "maxpool-parts"):
+        ap.error(f"{a.what} runs on digits only")
     pin_threads(1)
     h = print_header(f"compressive flows: {a.what}")
     rec = Recorder("compressive", h)
     if a.what == "summary":
-        with open(OUT_JSON) as f:
+        with open(OUTPUTS[a.data][0]) as f:
             results = json.load(f)
-        summarize(results, rec)
-        plot(results)
+        summarize(results, rec, a.data)
+        plot(results, a.data)
         markdown(results)
     elif a.what == "maxpool-ablation":
         maxpool_ablation(a, rec)

@@ -213,6 +213,35 @@ def test_build_compressive_fractions():
         build_compressive("maxpool", (1, 6, 6), 0.06)  # 6x6 -> 3x3 cannot be pooled again
 
 
+def test_rare_rounding_ties_take_the_first_position():
+    # a trained float32 flow can round two values of a block to the same maximum (it happened
+    # on 28x28 Fashion-MNIST); one tie in 200 blocks is evaluated, not refused
+    step = random_step((2, 10, 10), hidden=6, seed=3)
+    x = torch.randn(4, 2, 10, 10, dtype=f64)
+    blk = x[2, 1, 4:6, 6:8]
+    blk[1, 0] = blk[0, 1] = blk.max() + 0.5               # positions 1 and 2 of one block tied
+    z, c = step(x)
+    z_ref, c_ref = brute_force_log_p_x_given_z(step, x)    # Python max(): the first maximal position
+    assert torch.equal(z, z_ref)
+    assert torch.allclose(c, c_ref, rtol=1e-12, atol=1e-10)
+    # ... which is the limit from the side where the first tied position is the strict maximum
+    x_eps = x.clone()
+    x_eps[2, 1, 5, 6] -= 1e-9
+    assert abs(float(step(x_eps)[1][2] - c[2])) < 1e-6
+    assert torch.allclose(step(x_eps)[1][[0, 1, 3]], c[[0, 1, 3]], rtol=0, atol=0)
+    # the gradient flows to the chosen maximum and to the tied value through its offset 0
+    xg = x.clone().requires_grad_()
+    step(xg)[1].sum().backward()
+    assert torch.isfinite(xg.grad).all()
+
+
+def test_discrete_input_is_refused():
+    step = MaxPoolStep((1, 8, 8))
+    x = torch.randint(0, 4, (16, 1, 8, 8)).double()         # quantized pixels tie in most blocks
+    with pytest.raises(ValueError, match="tied maximum.*discrete input"):
+        step(x)
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="even"):
         MaxPoolStep((1, 5, 4))

@@ -123,6 +123,24 @@ def test_closed_form_fit_is_the_maximum():
         assert found > best - 1e-3  # the optimizer did reach the optimum (the test is not vacuous)
 
 
+@pytest.mark.parametrize("method", ["exact", "randomized"])
+def test_fit_with_fewer_rows_than_latent_dims(method):
+    # 6 rows, d = 8: the centred data has rank 5 < d (compressing a flow trained on few images);
+    # oracle: with s2 held at min_s2 the maximum is C = U diag(max(l_i, s2)) U^T over the
+    # eigenpairs of the dense sample covariance (all but 5 eigenvalues are 0)
+    x = low_rank_data(6, 20, 3, seed=4)
+    s2 = 0.05
+    with pytest.warns(RuntimeWarning, match="6 rows for a 8-dimensional latent"):
+        st = PPCAStep(20, 8).double().fit(x, method=method, min_s2=s2)
+    lam, U = torch.linalg.eigh(torch.cov(x.T, correction=0))
+    C_ref = U @ torch.diag(lam.clamp_min(s2)) @ U.T
+    assert float(st.s2.detach()) == pytest.approx(s2, rel=1e-12)
+    assert torch.allclose(dense_cov(st), C_ref, atol=1e-9)
+    assert torch.allclose(st.mu, x.mean(0), atol=1e-12)
+    assert torch.allclose(st.log_prob(x), MultivariateNormal(x.mean(0), covariance_matrix=C_ref).log_prob(x),
+                          atol=1e-8)
+
+
 def test_randomized_fit_matches_exact():
     x = low_rank_data(300, 200, 4, seed=2)
     a = PPCAStep(200, 4).double().fit(x, method="exact")

@@ -229,6 +229,16 @@ class PPCAStep(nn.Module):
             s, V = s[: self.d], V[:, : self.d]
         else:
             raise ValueError(f"unknown fit method {method!r}; choose 'auto', 'exact' or 'randomized'")
+        if s.shape[0] < self.d:
+            # fewer than d + 1 rows: the centred data has rank < d, so the sample covariance has
+            # (at least) d - len(s) zero eigenvalues among its top d; they get zero-length columns
+            # of A (the Tipping-Bishop solution with those eigenvalues below s2)
+            warnings.warn(f"PPCAStep.fit: {n} rows for a {self.d}-dimensional latent; the sample covariance "
+                          f"has rank < {self.d}, so the fit is degenerate (s2 at the floor unless min_s2 is "
+                          f"given); fit on more than d = {self.d} rows", RuntimeWarning, stacklevel=2)
+            pad = self.d - s.shape[0]
+            s = torch.cat([s, s.new_zeros(pad)])
+            V = torch.cat([V, V.new_zeros(V.shape[0], pad)], 1)
         lam = s * s / n
         floor = 1e-9 * max(trace / self.D, 1e-300) if min_s2 is None else float(min_s2)
         s2 = max((trace - float(lam.sum())) / (self.D - self.d), floor)
