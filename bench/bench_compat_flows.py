@@ -18,32 +18,11 @@ under the same load.
 """
 import argparse
 import itertools
-import statistics
 import time
 
 import torch
 
-from bench.harness import Recorder, pin_threads, print_header
-
-
-def alternating(f_peer, f_drop, repeat, clock, warmup=2):
-    """Seconds per call of each, timed call by call in alternation (peer first in even
-    rounds, drop-in first in odd ones), so that a change of the shared machine's load hits
-    both alike: (peer stats, drop-in stats) as :func:`bench.harness.measure` gives them."""
-    for _ in range(warmup):
-        f_peer()
-        f_drop()
-    tp, td = [], []
-    for r in range(repeat):
-        for f, ts in ((f_peer, tp), (f_drop, td)) if r % 2 == 0 else ((f_drop, td), (f_peer, tp)):
-            t0 = clock()
-            f()
-            ts.append(clock() - t0)
-
-    def stats(ts):
-        q = statistics.quantiles(ts, n=4)
-        return {"median": statistics.median(ts), "p25": q[0], "p75": q[2], "min": min(ts), "n": len(ts)}
-    return stats(tp), stats(td)
+from bench.harness import Recorder, measure_alternating, pin_threads, print_header
 
 
 def _pair(make_peer, make_drop, seed=0):
@@ -169,7 +148,7 @@ def main(argv=None):
 
         clock = time.process_time if a.device == "cpu" else time.perf_counter
         metric = "fwd+bwd cpu" if a.device == "cpu" else "fwd+bwd wall"
-        sp, sd = alternating(timed(peer), timed(drop), a.repeat, clock)
+        sp, sd = measure_alternating(timed(peer), timed(drop), a.repeat, warmup=2, clock=clock)
         rec.add(name, "peer", metric, sp, "s", notes=f"{a.device}, batch {a.batch}")
         rec.add(name, "fastprob drop-in", metric, sd, "s", baseline="peer", ratio=sp["median"] / sd["median"],
                 notes=f"{a.device}, batch {a.batch}; fast path taken: {bool(fast)}; ratio = peer / drop-in")

@@ -8,8 +8,8 @@ vocabulary of 120k types with capitals, digits, e-mail addresses, punctuation, a
 accented words; seeded).  Configurations: defaults; English stop words + min_df=2;
 max_features=5000.  Before timing, every output is compared with scikit-learn's (vocabulary
 with its order, matrix dtype, indices, indptr, data, sorted flag); a mismatch aborts.
-Timed by CPU time of this (single-threaded) process, median of ``--repeat`` calls after a
-warm-up: on the shared 2-core machine the wall time of a call swings 5x with other
+Timed by CPU time of this (single-threaded) process, median of ``--repeat`` calls of each after a
+warm-up, scikit-learn's and fastprob's calls alternating one by one: on the shared 2-core machine the wall time of a call swings 5x with other
 processes' load while its CPU time does not.
 """
 import argparse
@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer as SkCV
 
 
-from bench.harness import Recorder, measure, print_header
+from bench.harness import Recorder, measure_alternating, print_header
 from fastprob.text import CountVectorizer as FpCV
 
 CONFIGS = {"default": {}, "english+min_df2": dict(stop_words="english", min_df=2),
@@ -60,11 +60,6 @@ def newsgroups_like(n_docs=11314, n_types=120_000, seed=0):
     return ["".join(toks[e - n:e]) for n, e in zip(lens, ends)]
 
 
-def measure_cpu(fn, repeat, warmup=1):
-    """CPU seconds per call of ``fn()``: median and quartiles over ``repeat`` calls."""
-    return measure(fn, repeat=repeat, warmup=warmup, clock=time.process_time)
-
-
 def same(a, b, Xa, Xb):
     return (list(a.vocabulary_.items()) == list(b.vocabulary_.items()) and type(Xa) is type(Xb)
             and Xa.dtype == Xb.dtype and Xa.indices.dtype == Xb.indices.dtype
@@ -88,9 +83,11 @@ def main(argv=None):
             Xs, Xf = sk.fit_transform(docs), fp.fit_transform(docs)
             if not same(sk, fp, Xs, Xf):
                 raise SystemExit(f"output differs from scikit-learn on {cname} / {kname}")
-            stats = {}
-            for prov, cls in (("sklearn", SkCV), ("fastprob", FpCV)):
-                stats[prov] = measure_cpu(lambda: cls(**kw).fit_transform(docs), a.repeat)
+            # call by call in alternation: a load change on the shared machine hits both alike
+            sks, fps = measure_alternating(lambda: SkCV(**kw).fit_transform(docs),
+                                           lambda: FpCV(**kw).fit_transform(docs),
+                                           repeat=a.repeat, clock=time.process_time)
+            stats = {"sklearn": sks, "fastprob": fps}
             case = f"{cname} {kname}"
             note = f"{len(docs)} docs, {Xs.nnz} nnz, vocab {len(sk.vocabulary_)}; identical output"
             rec.add(case, "sklearn-CountVectorizer", "fit_transform cpu", stats["sklearn"], "s", notes=note)

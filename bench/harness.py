@@ -98,6 +98,27 @@ def measure(fn, repeat: int = 7, warmup: int = 1, number: int = 1, clock=time.pe
     return {"median": statistics.median(ts), "p25": q[0], "p75": q[2], "min": ts[0], "n": len(ts)}
 
 
+def measure_alternating(f_a, f_b, repeat: int = 7, warmup: int = 1, clock=time.perf_counter):
+    """Seconds per call of ``f_a`` and of ``f_b``, timed call by call in alternation (``f_a``
+    first in even rounds, ``f_b`` first in odd ones), so that a change of a shared machine's
+    load hits both alike: (stats of f_a, stats of f_b), each as :func:`measure` gives them."""
+    for _ in range(warmup):
+        f_a()
+        f_b()
+    ta, tb = [], []
+    for r in range(repeat):
+        for f, ts in ((f_a, ta), (f_b, tb)) if r % 2 == 0 else ((f_b, tb), (f_a, ta)):
+            t0 = clock()
+            f()
+            ts.append(clock() - t0)
+
+    def stats(ts):
+        ts = sorted(ts)
+        q = statistics.quantiles(ts, n=4) if len(ts) >= 2 else [ts[0]] * 3
+        return {"median": statistics.median(ts), "p25": q[0], "p75": q[2], "min": ts[0], "n": len(ts)}
+    return stats(ta), stats(tb)
+
+
 def _commit() -> str:
     try:
         return subprocess.check_output(["git", "rev-parse", "--short", "HEAD"], stderr=subprocess.DEVNULL,

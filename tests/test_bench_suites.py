@@ -65,3 +65,25 @@ def test_quick_tier_runs(monkeypatch):
         pass
     for n in needed:
         assert n in names, (n, c.passed, c.skipped)
+
+
+def test_measure_alternating_interleaves_calls_and_times_each_one():
+    """The alternating timer must time every call of each function on its own and swap the
+    order every round: a fake clock that advances by the calling function's cost shows both."""
+    sys.path.insert(0, ROOT)
+    from bench.harness import measure_alternating
+
+    now, order = [0.0], []
+
+    def clock():
+        return now[0]
+
+    def make(name, cost):
+        def f():
+            order.append(name)
+            now[0] += cost
+        return f
+
+    sa, sb = measure_alternating(make("a", 1.0), make("b", 3.0), repeat=4, warmup=1, clock=clock)
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b", "b", "a"]
+    assert sa["median"] == 1.0 and sb["median"] == 3.0 and sa["n"] == sb["n"] == 4
