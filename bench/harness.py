@@ -62,13 +62,18 @@ def machine_header() -> dict:
     h = {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()}
     for mod in ("numpy", "numba", "torch", "triton", "scipy", "sklearn", "gensim", "tomotopy"):
         h[mod] = _version(mod)
+    h["gpu"] = gpu_name()
+    return h
+
+
+def gpu_name() -> str:
+    """The first CUDA device's name, or "none" (no torch, no GPU)."""
     try:
         import torch
 
-        h["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     except Exception:
-        h["gpu"] = "none"
-    return h
+        return "none"
 
 
 def short_machine(h: dict) -> str:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 import platform
 
+from bench.harness import _cpu_model, gpu_name
+
 # sizes per tier; quick: CI (< 2 min for the whole suite on 2 cores), full: README numbers
 TIERS = {
     "quick": dict(estep_authors=20, estep_docs_per_author=50, estep_topics=50, estep_personas=10,
@@ -93,17 +95,6 @@ def release_threads() -> None:
         _limits.pop().restore_original_limits()
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def _version(dist: str) -> str:
     # from the installed metadata: importing gensim or torch just for a version costs seconds
     from importlib.metadata import PackageNotFoundError, version
@@ -132,13 +123,7 @@ def backends() -> dict:
 
 def header() -> dict:
     """CPU, cores, versions, GPU, tier, threads and backends (printed and stored in JSON)."""
-    try:
-        import torch
-
-        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    except Exception:  # pragma: no cover
-        gpu = "none"
-    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(), "gpu": gpu,
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(), "gpu": gpu_name(),
             "tier": tier(), "threads": threads(),
             "versions": {m: _version(m) for m in ("fastprob", "numpy", "scipy", "numba", "torch", "scikit-learn",
                                                   "gensim", "tomotopy", "pytest-benchmark")},
