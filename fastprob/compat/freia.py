@@ -59,7 +59,11 @@ class _FusedBlockMixin:
 
     _methods = ("forward", "_coupling1", "_coupling2")  # what a user subclass must not override
 
-    def _init_fast(self, clamp_activation, backend):
+    # FrEIA's coupling constructors all take these arguments; ``backend`` is fastprob's
+    # (None | "triton" | "torch", see :func:`fastprob.flows.ops.coupling_packed`)
+    def __init__(self, dims_in, dims_c=[], subnet_constructor=None, clamp=2.0, clamp_activation="ATAN",
+                 split_len=0.5, backend=None):
+        super().__init__(dims_in, dims_c, subnet_constructor, clamp, clamp_activation, split_len)
         self.backend = backend
         self._map = scale_map_of(clamp_activation, self.clamp)
 
@@ -171,11 +175,6 @@ class GLOWCouplingBlock(_TwoSided, _pc.GLOWCouplingBlock):
 
     _adapter = "FrEIA.GLOWCouplingBlock"
 
-    def __init__(self, dims_in, dims_c=[], subnet_constructor=None, clamp=2.0, clamp_activation="ATAN",
-                 split_len=0.5, backend=None):
-        super().__init__(dims_in, dims_c, subnet_constructor, clamp, clamp_activation, split_len)
-        self._init_fast(clamp_activation, backend)
-
     def _params(self, which, u):
         return (self.subnet1(u) if which == 1 else self.subnet2(u)), None
 
@@ -184,11 +183,6 @@ class RNVPCouplingBlock(_TwoSided, _pc.RNVPCouplingBlock):
     """FrEIA's ``RNVPCouplingBlock`` (separate s and t subnetworks) on the fused coupling."""
 
     _adapter = "FrEIA.RNVPCouplingBlock"
-
-    def __init__(self, dims_in, dims_c=[], subnet_constructor=None, clamp=2.0, clamp_activation="ATAN",
-                 split_len=0.5, backend=None):
-        super().__init__(dims_in, dims_c, subnet_constructor, clamp, clamp_activation, split_len)
-        self._init_fast(clamp_activation, backend)
 
     def _params(self, which, u):
         if which == 1:
@@ -201,11 +195,6 @@ class AffineCouplingOneSided(_FusedBlockMixin, _pc.AffineCouplingOneSided):
 
     _adapter = "FrEIA.AffineCouplingOneSided"
     _methods = ("forward",)
-
-    def __init__(self, dims_in, dims_c=[], subnet_constructor=None, clamp=2.0, clamp_activation="ATAN",
-                 split_len=0.5, backend=None):
-        super().__init__(dims_in, dims_c, subnet_constructor, clamp, clamp_activation, split_len)
-        self._init_fast(clamp_activation, backend)
 
     def _fused(self, v, c, rev):
         n1 = self.split_len1
