@@ -23,18 +23,20 @@ def _impl(op, backend, tensors):
     """The implementation of ``op`` for ``tensors``; a Triton kernel gets its tensors made
     contiguous (it reads unit-stride memory), the PyTorch reference takes any strides, so
     sliced views reach it without a copy."""
+    name, f = _resolve(op, tensors, backend)
+    return f, (_contiguous if name == "triton" else _same)
+
+
+def _resolve(op, tensors, backend):
     if backend not in (None, "triton", "torch"):
         raise ValueError(f"backend must be None, 'triton' or 'torch', got {backend!r}")
-    name, f = _dispatch.resolve_for(op, tensors, backend)
-    return f, (_contiguous if name == "triton" else _same)
+    return _dispatch.resolve_for(op, tensors, backend)
 
 
 def backend_for(op, tensors, backend=None) -> str:
     """Name of the backend (``"triton"`` or ``"torch"``) that a call of ``op`` on ``tensors``
     with ``backend`` runs; raises as the call would when ``backend`` cannot be honoured."""
-    if backend not in (None, "triton", "torch"):
-        raise ValueError(f"backend must be None, 'triton' or 'torch', got {backend!r}")
-    return _dispatch.resolve_for(op, tensors, backend)[0]
+    return _resolve(op, tensors, backend)[0]
 
 
 def _contiguous(t):
