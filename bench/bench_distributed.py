@@ -168,16 +168,16 @@ FIT_CONFIGS = {
     "1 process warm": dict(),
     "dask 2w warm": dict(backend="dask", n_workers=2, distributed_warm_start=True),
     "1 process cold": dict(warm_start=False),
-    "dask 2w cold": dict(backend="dask", n_workers=2),
+    "dask 2w cold": dict(backend="dask", n_workers=2, distributed_warm_start=False),
 }
 BASELINE = {"dask 2w warm": "1 process warm", "dask 2w cold": "1 process cold"}
 
 
-def _fit_corpus(d):
-    """The 1M-token sampled corpus of the E-step part, saved once as 8 shards in ``d``."""
+def _fit_corpus(d, n_authors=200):
+    """The sampled corpus of the E-step part (200 authors: 1M tokens), saved once as 8 shards in ``d``."""
     from fastprob.datasets import make_dap_corpus
 
-    c, _ = make_dap_corpus(n_authors=200, docs_per_author=50, n_topics=50, n_personas=10, n_words=5000,
+    c, _ = make_dap_corpus(n_authors=n_authors, docs_per_author=50, n_topics=50, n_personas=10, n_words=5000,
                            doc_length=100, seed=0)
     path = os.path.join(d, "fit-corpus")
     if not os.path.exists(path):
@@ -226,7 +226,8 @@ def fit_part(a):
 
     h = print_header("DAPPER end-to-end fits: 1 process vs local Dask (2 workers)")
     d = tempfile.mkdtemp()
-    path = _fit_corpus(d)
+    path = _fit_corpus(d, a.authors)
+    mtok = a.authors * 50 * 100 / 1e6
     configs = [c.strip() for c in a.configs.split(",")]
     epochs = [int(e) for e in a.epochs.split(",")]
     runs: dict = {}
@@ -247,7 +248,7 @@ def fit_part(a):
                       f"second {res['second']['wall']:6.2f} s  (load {load:.2f})", flush=True)
     rec = Recorder("distributed_fit", h)
     for ep in epochs:
-        case = f"1M tok, 8 shards, K=50 P=10, {ep} epochs"
+        case = f"{mtok:g}M tok, 8 shards, K=50 P=10, {ep} epochs"
         med = {}
         for cfg in configs:
             rs = runs[(cfg, ep)]

@@ -51,7 +51,8 @@ def dapper_curve(tr, te, K, P, budget, **kw):
         h = m.history_[-1]
         state["cpu"] += h["cpu_seconds"]
         pts.append((state["cpu"], m.score(te), f"{m.epoch_} epochs"))
-        if state["cpu"] >= budget:
+        if state["cpu"] >= budget or getattr(m, "stop_reason_", None) == "early_stopping":
+            # early stopping ends the curve at the restored best epoch (validation time included)
             return pts
         m.max_epochs += 1
         m.fit(tr, resume=True)

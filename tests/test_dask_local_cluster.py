@@ -58,7 +58,7 @@ def test_distributed_warm_start_matches_single_process(shards):
     local-iteration cap grows 3, 6, 9 over the epochs): equal up to summation order."""
     c, ss = shards
     local_fit = DAPPER(5, 3, max_epochs=3, tol=0, random_state=0, progress=False, n_jobs=1).fit(c)
-    dist = _fit(ss, max_epochs=3, distributed_warm_start=True)
+    dist = _fit(ss, max_epochs=3)  # distributed_warm_start is the default
     np.testing.assert_allclose(dist.lambda_, local_fit.lambda_, rtol=1e-8)
     np.testing.assert_allclose(dist.delta_, local_fit.delta_, rtol=1e-8)
     np.testing.assert_allclose(dist.alpha_, local_fit.alpha_, rtol=1e-8, atol=1e-10)
@@ -66,7 +66,7 @@ def test_distributed_warm_start_matches_single_process(shards):
     e_local = np.array([h["elbo"] for h in local_fit.history_])
     np.testing.assert_allclose(e_dist, e_local, rtol=1e-9)
     # and the warm fit is not the cold one (the option does something)
-    cold = _fit(ss, max_epochs=3)
+    cold = _fit(ss, max_epochs=3, distributed_warm_start=False)
     assert abs(cold.history_[-1]["elbo"] - e_dist[-1]) > 1e-6 * abs(e_dist[-1])
 
 

@@ -23,6 +23,11 @@ def add_commands(sub, corpus_args, build_kw, load_corpus):
     f.add_argument("--local-tol", type=float, default=1e-3)
     f.add_argument("--local-solver", choices=["newton", "squarem", "cvi"], default="newton")
     f.add_argument("--test-fraction", type=fraction, default=0.1, help="held-out share of each author's documents")
+    f.add_argument("--early-stopping", action="store_true",
+                   help="set aside --validation-fraction of each author's training documents, stop when "
+                        "their PWLL has not improved for --patience epochs and keep the best epoch")
+    f.add_argument("--validation-fraction", type=fraction, default=0.1)
+    f.add_argument("--patience", type=positive_int, default=3, help="epochs without improvement (--early-stopping)")
     f.add_argument("--time-budget", type=positive_float, default=None, help="seconds")
     f.add_argument("--jobs", type=positive_int, default=None, help="threads")
     f.add_argument("--seed", type=int, default=0)
@@ -57,12 +62,14 @@ def cmd_fit(a, build_kw, load_corpus):
     model = DAPPER(a.topics, a.personas, regularization=a.regularization, process_noise=a.process_noise,
                    doc_noise=a.doc_noise, batch_size=a.batch_size, max_epochs=a.epochs, tol=a.tol,
                    local_tol=a.local_tol, local_solver=a.local_solver, time_budget=a.time_budget,
-                   n_jobs=a.jobs, random_state=a.seed, profile=a.profile)
+                   n_jobs=a.jobs, random_state=a.seed, profile=a.profile, early_stopping=a.early_stopping,
+                   validation_fraction=a.validation_fraction, n_iter_no_change=a.patience)
     ckpt = os.path.join(a.out, "checkpoint.npz")
     model.fit(train, test=test, resume=a.resume, checkpoint=ckpt)
     model.save(os.path.join(a.out, "model.npz"))
     metrics = {"corpus": a.corpus, "train_documents": train.n_docs, "train_tokens": train.n_tokens,
                "epochs": model.epoch_, "stop_reason": getattr(model, "stop_reason_", None),
+               "best_epoch": getattr(model, "best_epoch_", None),
                "train_elbo_per_word": model.history_[-1]["elbo_per_word"],
                "seconds": time.perf_counter() - t0, "history": model.history_,
                "params": model.get_params()}
@@ -89,6 +96,10 @@ def _fit_shards(a):
     if not os.path.isdir(a.corpus):
         raise SystemExit("fastprob: --backend dask/ray needs --corpus DIR of a saved corpus "
                          "(fastprob corpus build ... --out DIR or fastprob corpus build-shards)")
+    if a.early_stopping:
+        raise SystemExit("fastprob: --early-stopping needs a full-batch fit in one process (it holds out "
+                         "validation documents of an in-memory corpus); drop --backend/--batch-size, or drop "
+                         "--early-stopping and watch the held-out PWLL in metrics.json")
     ss = ShardSet(a.corpus)
     model = DAPPER(a.topics, a.personas, regularization=a.regularization, process_noise=a.process_noise,
                    doc_noise=a.doc_noise, batch_size=a.batch_size, max_epochs=a.epochs, tol=a.tol,
