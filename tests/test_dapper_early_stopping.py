@@ -57,6 +57,24 @@ def test_restores_the_best_epoch_after_patience_runs_out(corpus, monkeypatch):
     assert m._warm_ is None
 
 
+def test_a_fit_that_ends_otherwise_also_keeps_its_best_epoch_and_resumes_where_it_was(corpus, monkeypatch):
+    # max_epochs runs out before the patience: the best epoch (2) is still what fit returns
+    _scripted_scores(monkeypatch, [-5.0, -4.0, -4.5, -4.6, -4.7, -4.8])
+    m = DAPPER(max_epochs=4, early_stopping=True, n_iter_no_change=10, **_kw()).fit(corpus)
+    assert m.epoch_ == 4 and m.stop_reason_ == "max_epochs" and m.best_epoch_ == 2
+    train, _ = corpus.split(0.1, seed=0)
+    at2 = DAPPER(max_epochs=2, **_kw()).fit(train)
+    np.testing.assert_array_equal(m.lambda_, at2.lambda_)
+    np.testing.assert_array_equal(m.alpha_, at2.alpha_)
+    # continuing in memory trains on from epoch 4, exactly as an uninterrupted 6-epoch fit
+    m.max_epochs = 6
+    m.fit(corpus, resume=True)
+    through = DAPPER(max_epochs=6, **_kw()).fit(train)
+    assert [h["elbo"] for h in m.history_] == pytest.approx([h["elbo"] for h in through.history_], rel=1e-12)
+    assert m.best_epoch_ == 2  # scores -4.7, -4.8 did not beat epoch 2: its globals again
+    np.testing.assert_array_equal(m.lambda_, at2.lambda_)
+
+
 def test_improvement_resets_patience(corpus, monkeypatch):
     _scripted_scores(monkeypatch, [-5.0, -5.1, -4.0, -4.1, -4.2, -4.3])
     m = DAPPER(max_epochs=6, early_stopping=True, n_iter_no_change=2, **_kw()).fit(corpus)
