@@ -128,6 +128,14 @@ class DAPPER:
         Share of each author's documents held out for ``early_stopping`` (default 0.1).
     n_iter_no_change : int
         Epochs without a better validation score before ``early_stopping`` stops (default 3).
+    persona_shrinkage : float
+        kappa >= 0: a Gaussian pull of every persona's mean trajectory towards the personas'
+        mean trajectory abar_t, as strong as kappa documents per (step, persona) at abar_t
+        (the objective gains -kappa / (2 sigma_d^2) sum_{t,p} E||alpha_pt - abar_t||^2, with
+        abar fitted; still a lower bound on log p(w), still monotone).  Without it, the means
+        of topics a persona hardly uses drift down epoch after epoch and held-out likelihood
+        declines after its peak (README, issue 10).  0 (default) is the spec's model.  Not
+        with ``regularization`` > 0 or ``fit_doc_noise``.
     random_state : int or None
     progress : bool
         Show a progress bar.
@@ -162,7 +170,8 @@ class DAPPER:
                  warm_start: bool = True, local_iters_warmup: int | None = 1,
                  fit_doc_noise: bool = False, fit_eta: bool = False, profile: bool = False,
                  distributed_warm_start: bool = True, early_stopping: bool = False,
-                 validation_fraction: float = 0.1, n_iter_no_change: int = 3):
+                 validation_fraction: float = 0.1, n_iter_no_change: int = 3,
+                 persona_shrinkage: float = 0.0):
         self.n_topics = n_topics
         self.n_personas = n_personas
         self.regularization = regularization
@@ -195,6 +204,7 @@ class DAPPER:
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.persona_shrinkage = persona_shrinkage
         self.fit_doc_noise = fit_doc_noise
         self.fit_eta = fit_eta
         self.profile = profile
@@ -241,6 +251,14 @@ class DAPPER:
              f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
         need(isinstance(self.n_iter_no_change, (int, np.integer)) and self.n_iter_no_change >= 1,
              f"n_iter_no_change must be an integer >= 1, got {self.n_iter_no_change!r}")
+        k = self.persona_shrinkage
+        need(isinstance(k, (int, float, np.integer, np.floating)) and math.isfinite(k) and k >= 0,
+             f"persona_shrinkage must be a number >= 0 (pseudo-documents), got {k!r}")
+        need(k == 0 or self.regularization == 0,
+             "persona_shrinkage pulls personas together and regularization > 0 pushes them apart: "
+             "use one of them")
+        need(k == 0 or not self.fit_doc_noise,
+             "persona_shrinkage with fit_doc_noise is not supported: set fit_doc_noise=False")
         need(self.local_solver in ("newton", "cvi", "squarem"),
              f"local_solver must be 'newton', 'cvi' or 'squarem', got {self.local_solver!r}")
 
@@ -336,15 +354,37 @@ class DAPPER:
                               self.time_values_, self.process_noise, self.sigma0, self.mu0)
         if self.regularization > 0:
             g -= self.regularization * mstep.penalty(self.alpha_, self.n_stat_, self._s2)
-        return g
+        return g + self._shrinkage_term()
+
+    _SHRINK_SWEEPS = 3
 
     def _alpha_update(self):
-        a, var, info = mstep.alpha_step(self.n_stat_, self.M_stat_, self.time_values_, self.process_noise,
-                                        self._s2, self.mu0, self.sigma0, self.regularization)
-        self.alpha_, self.alpha_var_ = a, var
-        self._alpha_cov_off, self._alpha_logdet = info["cov_off"], info["logdet_post"]
-        self.last_alpha_residual_ = info["residual"]
+        """The exact alpha-step.  With ``persona_shrinkage`` kappa > 0 the objective has the
+        term -kappa / (2 s2) sum_{t,p} E||alpha_pt - abar_t||^2, abar_t the personas' mean
+        trajectory: alternate abar's exact maximizer (the mean over personas) with the
+        alpha-step given abar, which is the plain alpha-step with kappa pseudo-documents at
+        abar_t per (step, persona).  Both are coordinate-ascent steps: the ELBO stays monotone."""
+        kappa = float(self.persona_shrinkage)
+        n, M = self.n_stat_, self.M_stat_
+        for _ in range(self._SHRINK_SWEEPS if kappa > 0 else 1):
+            if kappa > 0:
+                abar = self.alpha_.mean(axis=1, keepdims=True)
+                n, M = self.n_stat_ + kappa, self.M_stat_ + kappa * abar
+            a, var, info = mstep.alpha_step(n, M, self.time_values_, self.process_noise,
+                                            self._s2, self.mu0, self.sigma0, self.regularization)
+            self.alpha_, self.alpha_var_ = a, var
+            self._alpha_cov_off, self._alpha_logdet = info["cov_off"], info["logdet_post"]
+            self.last_alpha_residual_ = info["residual"]
         return info
+
+    def _shrinkage_term(self):
+        """-kappa / (2 s2) sum_{t,p} (||alpha_pt - abar_t||^2 + K var_pt), abar at its maximizer."""
+        kappa = float(self.persona_shrinkage)
+        if kappa == 0:
+            return 0.0
+        a = self.alpha_
+        dev = a - a.mean(axis=1, keepdims=True)
+        return -kappa / (2.0 * self._s2) * (float(np.sum(dev * dev)) + a.shape[2] * float(np.sum(self.alpha_var_)))
 
     # ------------------------------------------------------------------ init
     def _n_init_docs(self, corpus, V):
