@@ -25,10 +25,20 @@ def _fit(c, **kw):
     return DAPPER(4, 3, **args).fit(c)
 
 
-def test_zero_is_the_unshrunk_model(corpus):
-    a, b = _fit(corpus), _fit(corpus, persona_shrinkage=0.0)
-    np.testing.assert_array_equal(a.alpha_, b.alpha_)
-    assert [h["elbo"] for h in a.history_] == [h["elbo"] for h in b.history_]
+def _plain_alpha(m):
+    """The spec's alpha-step recomputed from the model's last sufficient statistics."""
+    from fastprob.topics import mstep
+
+    return mstep.alpha_step(m.n_stat_, m.M_stat_, m.time_values_, m.process_noise, m._s2, m.mu0, m.sigma0,
+                            m.regularization)[0]
+
+
+def test_the_default_is_the_unshrunk_model_and_kappa_changes_it(corpus):
+    default = _fit(corpus)
+    assert default.persona_shrinkage == 0.0
+    np.testing.assert_array_equal(default.alpha_, _plain_alpha(default))
+    shrunk = _fit(corpus, persona_shrinkage=20.0)
+    assert np.abs(shrunk.alpha_ - _plain_alpha(shrunk)).max() > 1e-3
 
 
 @pytest.mark.parametrize("kappa", [5.0, 50.0])
@@ -86,3 +96,36 @@ def test_large_kappa_collapses_the_personas(corpus):
 def test_bad_settings_are_refused(corpus, kw, msg):
     with pytest.raises(ValueError, match=msg):
         _fit(corpus, max_epochs=1, **kw)
+
+
+def test_cli_flag(tmp_path):
+    import json
+
+    from fastprob.cli import main
+
+    c, _ = make_dap_corpus(n_authors=15, docs_per_author=8, n_topics=3, n_personas=2, n_words=50,
+                           n_steps=2, doc_length=25, seed=1)
+    c.save(str(tmp_path / "c"))
+    main(["dapper", "fit", "--corpus", str(tmp_path / "c"), "--topics", "3", "--personas", "2", "--epochs", "2",
+          "--persona-shrinkage", "7.5", "--out", str(tmp_path / "run")])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["params"]["persona_shrinkage"] == 7.5
+
+
+def test_a_persona_without_documents_sits_at_its_prior(corpus):
+    """Without shrinkage an empty persona stays at the prior mean mu0 = 0; with it, its prior
+    is centred on the personas' mean trajectory (smoothed by the random walk over time), and
+    it sits much nearer to that than to mu0."""
+    for kappa in (0.0, 20.0):
+        m = _fit(corpus, persona_shrinkage=kappa, max_epochs=4)
+        m.n_stat_[:, 0] = 0.0   # persona 0 loses its documents
+        m.M_stat_[:, 0] = 0.0
+        m._SHRINK_SWEEPS = 200
+        m._alpha_update()
+        others = m.alpha_[:, 1:].mean(axis=1)
+        if kappa == 0:
+            assert np.abs(m.alpha_[:, 0]).max() < 1e-9
+        else:
+            gap = np.linalg.norm(m.alpha_[:, 0] - others)
+            assert np.linalg.norm(others) > 0.1 and gap < 0.5 * np.linalg.norm(others), \
+                (gap, np.linalg.norm(others))
