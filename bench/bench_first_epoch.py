@@ -8,28 +8,24 @@ cached compiled kernels, the later ones do not.  Prints the first epoch's CPU se
 median of epochs 2-20 and the first epoch's local iterations per document.
 """
 import argparse
-import os
 import time
-import warnings
 
-warnings.filterwarnings("ignore")
-os.environ.setdefault("FASTPROB_PROGRESS", "0")
-os.environ["NUMBA_NUM_THREADS"] = "1"
+from bench.real_corpora import NAMES, quiet_single_thread, train_test
+
+quiet_single_thread()
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", choices=["debian", "sotu", "glibc"], default="debian")
+    ap.add_argument("--corpus", choices=NAMES, default="debian")
     ap.add_argument("--warmup", type=int, nargs="+", default=[3, 1], help="local_iters_warmup of each fit")
     ap.add_argument("--epochs", type=int, default=20)
     a = ap.parse_args(argv)
     import numpy as np
 
-    from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
     from fastprob.topics import DAPPER
 
-    c = {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[a.corpus]()
-    tr, _ = c.split(0.1, seed=0)
+    tr, _ = train_test(a.corpus)
     print(f"{a.corpus}: {tr.n_docs} training documents, {tr.n_tokens} tokens; K = 25, P = 15, 1 thread")
     for i, w in enumerate(a.warmup):
         t0 = time.perf_counter()

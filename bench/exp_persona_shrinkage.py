@@ -13,24 +13,21 @@ its own term in the objective.  Prints held-out PWLL against training CPU second
 thread, seed 0, the split of bench.bench_pwll_curve).
 """
 import argparse
-import os
-import warnings
 
-warnings.filterwarnings("ignore")
-os.environ.setdefault("FASTPROB_PROGRESS", "0")
-os.environ["NUMBA_NUM_THREADS"] = "1"
+from bench.real_corpora import NAMES, quiet_single_thread, train_test
+
+quiet_single_thread()
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", choices=["debian", "sotu", "glibc"], default="debian")
+    ap.add_argument("--corpus", choices=NAMES, default="debian")
     ap.add_argument("--topics", type=int, default=50)
     ap.add_argument("--budget", type=float, default=30.0)
     ap.add_argument("--kappa", type=float, nargs="+", default=[20.0])
     a = ap.parse_args(argv)
     import numpy as np
 
-    from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
     from fastprob.topics import DAPPER, mstep
 
     class Shrunk(DAPPER):
@@ -47,8 +44,7 @@ def main(argv=None):
             self.last_alpha_residual_ = info["residual"]
             return info
 
-    c = {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[a.corpus]()
-    tr, te = c.split(0.1, seed=0)
+    tr, te = train_test(a.corpus)
     for kappa in a.kappa:
         Shrunk.kappa = kappa
         m = Shrunk(a.topics, 10, max_epochs=1, tol=0, n_jobs=1, progress=False, random_state=0).fit(tr)
