@@ -20,6 +20,7 @@ warnings.filterwarnings("ignore")
 os.environ.setdefault("FASTPROB_PROGRESS", "0")
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
+from bench import real_corpora  # noqa: E402
 from bench.bench_pwll_curve import dapper_curve  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +29,7 @@ OUT = os.path.join(HERE, "results_dapper_priors.json")
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--corpus", choices=["debian", "sotu", "glibc"], default="glibc")
+    ap.add_argument("--corpus", choices=real_corpora.NAMES, default="glibc")
     ap.add_argument("--topics", type=int, default=50)
     ap.add_argument("--budget", type=float, default=30.0, help="training CPU seconds per configuration")
     ap.add_argument("--configs", nargs="+", default=['{"doc_noise": 1.0}', '{"doc_noise": 2.0}'],
@@ -36,10 +37,8 @@ def main(argv=None):
     ap.add_argument("--no-save", action="store_true")
     a = ap.parse_args(argv)
     configs = [json.loads(c) for c in a.configs]
-    from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
-
-    c = {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[a.corpus]()
-    tr, te = c.split(0.1, seed=0)
+    c = real_corpora.load(a.corpus)
+    tr, te = real_corpora.split(c)
     print(f"{a.corpus}: {c}; K={a.topics}; budget {a.budget} CPU-s per configuration, 1 thread", flush=True)
     rows = []
     for kw in configs:

@@ -23,6 +23,7 @@ import numpy as np
 warnings.filterwarnings("ignore")
 os.environ.setdefault("FASTPROB_PROGRESS", "0")
 
+from bench import real_corpora  # noqa: E402
 from bench.bench_pwll import _score, tomotopy_model, tomotopy_score  # noqa: E402
 from fastprob.topics.evaluate import split_halves  # noqa: E402
 
@@ -114,7 +115,7 @@ def sklearn_curve(tr, obs, held, K, budget):
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--corpus", choices=["debian", "sotu", "glibc"], default="debian")
+    ap.add_argument("--corpus", choices=real_corpora.NAMES, default="debian")
     ap.add_argument("--topics", type=int, default=25)
     ap.add_argument("--personas", type=int, default=10)
     ap.add_argument("--budget", type=float, default=60.0, help="training CPU seconds per model")
@@ -124,10 +125,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0, help="DAPPER's random_state and tomotopy's seed")
     a = ap.parse_args(argv)
     os.environ["NUMBA_NUM_THREADS"] = "1"
-    from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
-
-    c = {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[a.corpus]()
-    tr, te = c.split(0.1, seed=0)
+    c = real_corpora.load(a.corpus)
+    tr, te = real_corpora.split(c)
     obs, held = split_halves(te, seed=0)
     K = a.topics
     print(f"{a.corpus}: {c}; K={K}; budget {a.budget} CPU-s per model, 1 thread")

@@ -17,9 +17,18 @@ def quiet_single_thread():
     os.environ["NUMBA_NUM_THREADS"] = "1"
 
 
-def train_test(name):
-    """(train, test) corpora of ``name``."""
+def load(name):
+    """The whole corpus ``name``."""
     from fastprob.datasets import load_debian_changelogs, load_gnu_changelogs, load_sotu
 
-    c = {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[name]()
-    return c.split(0.1, seed=0)
+    return {"debian": load_debian_changelogs, "sotu": load_sotu, "glibc": load_gnu_changelogs}[name]()
+
+
+def split(corpus):
+    """The benchmarks' (train, test) split of a corpus."""
+    return corpus.split(0.1, seed=0)
+
+
+def train_test(name):
+    """(train, test) corpora of ``name``."""
+    return split(load(name))
