@@ -623,13 +623,17 @@ class DAPPER:
             return False
         if self.epoch_ - best[2] < self.n_iter_no_change:
             return False
-        for k, v in best[1].items():
-            setattr(self, k, v)
-        # the warm locals belong to a later epoch's globals: a continued fit starts cold
-        self._warm_ = None
-        self.best_epoch_ = best[2]
+        self._restore_best(best)
         self.stop_reason_ = "early_stopping"
         return True
+
+    def _restore_best(self, best):
+        """Put the kept globals of the best validation epoch back.  The warm locals belong to a
+        later epoch's globals: a fit continued from here starts cold."""
+        for k, v in best[1].items():
+            setattr(self, k, np.copy(v) if isinstance(v, np.ndarray) else v)
+        self._warm_ = None
+        self.best_epoch_ = best[2]
 
     def _state(self):
         st = {k: getattr(self, k) for k in self._ARRAYS}
@@ -648,10 +652,7 @@ class DAPPER:
         latest = self._state()
         latest["_warm_"] = getattr(self, "_warm_", None)
         self._es_latest_ = latest
-        for k, v in best[1].items():
-            setattr(self, k, np.copy(v) if isinstance(v, np.ndarray) else v)
-        self._warm_ = None
-        self.best_epoch_ = best[2]
+        self._restore_best(best)
 
     def _swap_in_latest(self):
         latest = getattr(self, "_es_latest_", None)
