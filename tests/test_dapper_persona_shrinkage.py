@@ -5,6 +5,8 @@ monotone in full batch, as exact coordinate ascent must make it; the alpha-step 
 equals the plain alpha-step with kappa pseudo-documents at abar (checked against the
 objective by perturbation); and a large kappa collapses the personas onto one trajectory.
 """
+import copy
+
 import numpy as np
 import pytest
 
@@ -74,8 +76,7 @@ def test_alpha_step_maximizes_the_shrunk_objective(corpus):
         d = rng.normal(size=m.alpha_.shape) * 1e-3
         assert _alpha_objective(m, m.alpha_ + d) < best
     # and it is not the unshrunk maximizer
-    plain = DAPPER(4, 3, max_epochs=3, tol=0, random_state=0, progress=False, n_jobs=1)
-    plain.__dict__.update({k: v for k, v in m.__dict__.items() if k not in ("persona_shrinkage",)})
+    plain = copy.deepcopy(m)
     plain.persona_shrinkage = 0.0
     plain._alpha_update()
     assert _alpha_objective(m, plain.alpha_) < best - 1e-6
